@@ -1,0 +1,50 @@
+"""The Python API: the same operations as the CLI, returning results instead of printing them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .evaluate.evaluate import EvalResult
+from .evaluate.evaluate import evaluate as _evaluate
+from .predict import Predictor
+from .predict import load as _load
+from .train.config import TrainConfig
+from .train.loop import TrainResult, fit
+
+
+def train(data: str | os.PathLike | None = None, *, config: TrainConfig | None = None, overwrite: bool = False, **options) -> TrainResult:
+    """Train a classifier on ``data`` and write a run directory (``out=`` is required).
+
+    Options are the fields of :class:`imgclf.train.config.TrainConfig` (``model``, ``epochs``,
+    ``img_size``, ``batch_size``, ``lr``, ...), the same as `imgclf train`'s flags.
+    """
+    cfg = config or TrainConfig()
+    if data is not None:
+        cfg.data = str(data)
+    for key, value in options.items():
+        if not hasattr(cfg, key):
+            raise TypeError(f"train() got an unknown option {key!r}")
+        setattr(cfg, key, str(value) if key == "out" else value)
+    return fit(cfg, overwrite=overwrite)
+
+
+def evaluate(run: str | os.PathLike | TrainResult, *, data: str | None = None, split: str = "test") -> EvalResult:
+    """Evaluate a run on its test split; writes ``RUN/eval/`` and returns the metrics."""
+    return _evaluate(_run_path(run), data=data, split=split)
+
+
+def load(path: str | os.PathLike | TrainResult, device: str = "cpu") -> Predictor:
+    """A :class:`Predictor` for a run directory or model bundle: ``load(run).predict(["x.jpg"])``."""
+    return _load(_run_path(path), device=device)
+
+
+def check_data(data: str | os.PathLike, **options) -> dict:
+    """The dataset health report of `imgclf data check`, as a dict."""
+    from .data.audit import check_data as _check
+
+    return _check(data, **options)
+
+
+def _run_path(run) -> Path:
+    return Path(run.run_dir) if isinstance(run, TrainResult) else Path(run)

@@ -1,0 +1,256 @@
+"""The `imgclf` command line: parses arguments, calls the API, prints. No logic of its own."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+import typing
+from pathlib import Path
+
+import click
+
+from .errors import UserError
+from .train.config import TrainConfig
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(package_name="imgclf")
+def cli() -> None:
+    """imgclf: from a folder of labelled images to a trustworthy, fast image classifier.
+
+    \b
+    Start here:
+      imgclf data check photos/            is the data healthy?
+      imgclf train photos/ --out runs/a    train (folder, .zip, .csv/.jsonl manifest or builtin:digits)
+      imgclf evaluate runs/a               metrics on the held-out test split
+      imgclf predict runs/a new/*.jpg      labels for new images
+    """
+
+
+# ---------------------------------------------------------------------------------------- train
+
+
+def _option_for(f) -> click.Option:
+    """A click option generated from a TrainConfig field, so defaults and help live in one place."""
+    flag = "--" + f.name.replace("_", "-")
+    help_text = f.metadata.get("help", "")
+    if f.type in (bool, "bool"):
+        return click.Option([f"{flag}/--no-{flag[2:]}", f.name], default=None, help=f"{help_text} [default: {'on' if f.default else 'off'}]")
+    base = f.type
+    if isinstance(base, str):
+        base = eval(base, {"int": int, "float": float, "str": str, "None": None})  # noqa: S307 - our own annotations
+    args = [a for a in typing.get_args(base) if a is not type(None)] if isinstance(base, types.UnionType) else [base]
+    show = "none" if f.default is None else f.default
+    return click.Option([flag, f.name], type=args[0], default=None, help=f"{help_text} [default: {show}]")
+
+
+def _train_command() -> click.Command:
+    params = [
+        click.Argument(["data"], required=False),
+        click.Option(["--out", "-o"], help="the run directory to create, e.g. runs/NAME [required]"),
+        click.Option(["--config", "config_file"], type=click.Path(dir_okay=False), help="read options from a config.yaml (flags given here override it)"),
+        click.Option(["--overwrite"], is_flag=True, help="replace an existing run directory at --out"),
+        *[_option_for(f) for f in TrainConfig.options()],
+    ]
+    return click.Command("train", params=params, callback=_train, help=_TRAIN_HELP, context_settings=CONTEXT)
+
+
+_TRAIN_HELP = """Train a classifier on DATA and write a run directory.
+
+\b
+DATA is a folder (one sub-folder per class, optionally under train/ val/ test/),
+a .zip of such a folder, a .csv/.jsonl manifest (path,label[,split,group,...])
+or builtin:digits.
+
+\b
+Example:
+  imgclf train photos/ --model resnet18 --epochs 10 --img-size 128 --out runs/photos
+"""
+
+
+def _train(data, out, config_file, overwrite, **options) -> None:
+    from . import api
+
+    cfg = TrainConfig.from_yaml(config_file) if config_file else TrainConfig()
+    if data:
+        cfg.data = data
+    if out:
+        cfg.out = out
+    for key, value in options.items():
+        if value is not None:  # only flags actually given override the config file
+            setattr(cfg, key, value)
+    result = api.train(config=cfg, overwrite=overwrite)
+    sizes = result.split_sizes
+    click.echo(f"\nTrained {cfg.model} for {result.epochs} epochs in {result.seconds:.0f}s ({result.precision}).")
+    click.echo(
+        f"Images read: {result.images_read:,} (skipped {result.images_skipped}); "
+        f"train {sizes['train']:,} / val {sizes['val']:,} / test {sizes['test']:,}."
+    )
+    if result.best_val_accuracy is not None:
+        click.echo(f"Best validation accuracy: {result.best_val_accuracy:.4f} (epoch {result.best_epoch}).")
+    click.echo(f"Run directory: {result.run_dir}")
+    click.echo(f"Next: imgclf evaluate {result.run_dir}")
+
+
+cli.add_command(_train_command())
+
+
+# ------------------------------------------------------------------------------------- evaluate
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("run")
+@click.option("--data", help="where the images are now, or new labelled data (default: the run's training data)")
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
+def evaluate(run, data, split) -> None:
+    """Metrics of a trained RUN on its held-out test split; files go to RUN/eval/."""
+    from . import api
+
+    res = api.evaluate(run, data=data, split=split)
+    m = res.metrics
+    click.echo(m["classification_report"])
+    click.echo(f"{split} images: {m['n']:,}" + (f" (skipped {m['images_skipped']} unreadable)" if m["images_skipped"] else ""))
+    click.echo(f"accuracy {m['accuracy']:.4f}" + "".join(f"  {k} {m[k]:.4f}" for k in ("top3_accuracy", "top5_accuracy") if k in m))
+    click.echo(f"macro    precision {m['macro_precision']:.4f}  recall {m['macro_recall']:.4f}  F1 {m['macro_f1']:.4f}")
+    click.echo(f"weighted precision {m['weighted_precision']:.4f}  recall {m['weighted_recall']:.4f}  F1 {m['weighted_f1']:.4f}")
+    if "roc_auc" in m:
+        click.echo(f"ROC AUC  {m['roc_auc']:.4f}")
+    click.echo(f"\nWrote metrics.json, confusion_matrix.csv/.png, per_class.csv, predictions.csv to {res.eval_dir}")
+    click.echo(f"Next: imgclf predict {run} path/to/images")
+
+
+# -------------------------------------------------------------------------------------- predict
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("run")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--top-k", "-k", default=3, show_default=True, help="how many labels to show per image")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="write predictions to a .csv or .json file")
+@click.option("--batch-size", default=64, show_default=True)
+@click.option("--limit", type=int, help="predict at most this many images")
+def predict(run, inputs, top_k, output, batch_size, limit) -> None:
+    """Labels for new images: files, folders, glob patterns (quote them) or builtin:NAME."""
+    from . import api
+    from .predict import builtin_inputs, expand_inputs
+
+    if output and Path(output).suffix.lower() not in (".csv", ".json"):
+        raise UserError(f"--output must end in .csv or .json, not {Path(output).suffix or 'nothing'}")
+    predictor = api.load(run)
+    items: list = []
+    for spec in inputs:
+        items += builtin_inputs(spec, limit) if spec.startswith("builtin:") else expand_inputs([spec])
+    items = items[:limit] if limit else items
+    preds = predictor.predict(items, top_k=top_k, batch_size=batch_size)
+    errors = sum(1 for p in preds if p.error)
+    if output:
+        _write_predictions(Path(output), preds)
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(show_edge=False, pad_edge=False)
+        for col in ("image", "label", "probability", f"top {top_k}"):
+            table.add_column(col)
+        for p in preds:
+            if p.error:
+                table.add_row(p.path, "[red]error[/red]", "", p.error)
+            else:
+                table.add_row(p.path, p.label, f"{p.probability:.3f}", ", ".join(f"{lab} {pr:.2f}" for lab, pr in p.top))
+        Console(width=max(100, Console().width)).print(table)
+    click.echo(
+        f"\nPredicted {len(preds) - errors} image(s)" + (f", {errors} could not be read" if errors else "")
+        + (f"; wrote {output}" if output else "") + "."
+    )
+
+
+def _write_predictions(path: Path, preds) -> None:
+    from .runs import atomic_write_text, write_json
+
+    if path.suffix.lower() == ".json":
+        write_json(path, [p.to_dict() for p in preds])
+        return
+    import csv
+    import io
+
+    k = max((len(p.top) for p in preds), default=1)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["path", "label", "probability", *[f"top{i + 1}_{c}" for i in range(k) for c in ("label", "probability")], "error"])
+    for p in preds:
+        tops = [x for lab, pr in p.top for x in (lab, f"{pr:.6f}")]
+        tops += [""] * (2 * k - len(tops))
+        w.writerow([p.path, p.label or "", "" if p.probability is None else f"{p.probability:.6f}", *tops, p.error or ""])
+    atomic_write_text(path, buf.getvalue())
+
+
+# ----------------------------------------------------------------------------------------- data
+
+
+@cli.group(context_settings=CONTEXT)
+def data() -> None:
+    """Inspect datasets."""
+
+
+@data.command("check", context_settings=CONTEXT)
+@click.argument("data")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+@click.option("--strict", is_flag=True, help="exit with code 1 when problems are found")
+@click.option("--group-column", help="manifest column whose values must stay within one split")
+@click.option("--seed", default=0, show_default=True, help="the split seed (as in imgclf train) for the leakage check")
+def data_check(data, as_json, strict, group_column, seed) -> None:
+    """Health of a dataset: class balance, unreadable files, duplicates and leakage, sizes, modes."""
+    from . import api
+    from .data.audit import format_check
+
+    report = api.check_data(data, group_column=group_column, seed=seed)
+    click.echo(json.dumps(report, indent=2) if as_json else format_check(report))
+    errors = [p for p in report["problems"] if p["severity"] == "error"]
+    if strict and report["problems"]:
+        click.echo(f"{len(report['problems'])} problem(s) found ({len(errors)} errors).", err=True)
+        sys.exit(1)
+
+
+# ---------------------------------------------------------------------------------------- cache
+
+
+@cli.group(context_settings=CONTEXT)
+def cache() -> None:
+    """The decoded-image cache (default: $IMGCLF_CACHE_DIR or ~/.cache/imgclf)."""
+
+
+@cache.command("clear", context_settings=CONTEXT)
+@click.option("--cache-dir", help="the cache folder to clear")
+def cache_clear(cache_dir) -> None:
+    """Delete all decoded images; the next run decodes again."""
+    from .data.cache import clear_cache
+
+    root, freed = clear_cache(cache_dir)
+    click.echo(f"Cleared {root} ({freed / 1e6:.1f} MB freed).")
+
+
+# ----------------------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="imgclf", standalone_mode=False)
+    except UserError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""The decoded-image cache: every image is decoded once, then read as uint8 pixels from disk.
+
+A store holds images at one size under one preprocessing (``Preprocess.fit``): a raw,
+append-only file of ``size x size x 3`` uint8 rows, memory-mapped for reading, and a SQLite
+index from an image's content key to its row (or to the reason it could not be decoded). Keys
+come from content (a zip member's CRC-32, else a hash of the file's bytes), so the same images
+reached through another path, folder or run hit the cache, and a changed or added file costs
+exactly one decode. Memory does not grow with the dataset: readers touch rows through the page
+cache.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..progress import progress_iter
+from .decode import DecodeError
+from .preprocess import Preprocess
+from .sources import Source
+
+FORMAT_VERSION = 1  # bump when decoding or fitting changes the pixels it produces
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("IMGCLF_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "imgclf"
+
+
+def content_key(source: Source, path: str) -> str:
+    """A key that changes exactly when the image's bytes change."""
+    fp = source.fingerprint(path)
+    if fp is not None:
+        return fp
+    return "blake2b:" + hashlib.blake2b(source.read_bytes(path), digest_size=16).hexdigest()
+
+
+@dataclass
+class CacheResult:
+    pixels: np.ndarray  # the store's rows, memory-mapped: (rows, size, size, 3) uint8
+    rows: np.ndarray  # row of each requested sample, -1 where it failed to decode
+    failures: dict[int, str]  # sample position -> reason
+    decoded: int  # images decoded in this call (cache misses)
+
+
+class PixelStore:
+    def __init__(self, preprocess: Preprocess, cache_dir: str | os.PathLike | None = None):
+        self.preprocess = preprocess
+        p = preprocess
+        name = f"v{FORMAT_VERSION}-{p.img_size}px-{p.resize}-{p.interpolation}"
+        self.dir = Path(cache_dir or default_cache_dir()) / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.data_path = self.dir / "pixels.u8"
+        self.row_bytes = p.img_size * p.img_size * 3
+        self._db = sqlite3.connect(self.dir / "index.sqlite", timeout=600)
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS images (key TEXT PRIMARY KEY, row INTEGER, reason TEXT)"
+        )
+        self._db.commit()
+
+    @contextmanager
+    def _locked(self):
+        # Two processes filling the same store would both append; the lock serialises them.
+        with open(self.dir / "lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _lookup(self, keys: list[str]) -> dict[str, tuple[int | None, str | None]]:
+        found: dict[str, tuple[int | None, str | None]] = {}
+        unique = list(dict.fromkeys(keys))
+        for i in range(0, len(unique), 900):  # SQLite's bound-parameter limit
+            chunk = unique[i : i + 900]
+            q = f"SELECT key, row, reason FROM images WHERE key IN ({','.join('?' * len(chunk))})"
+            for key, row, reason in self._db.execute(q, chunk):
+                found[key] = (row, reason)
+        return found
+
+    def _map(self) -> np.ndarray:
+        size = self.preprocess.img_size
+        n = self.data_path.stat().st_size // self.row_bytes if self.data_path.exists() else 0
+        if n == 0:
+            return np.zeros((0, size, size, 3), dtype=np.uint8)
+        return np.memmap(self.data_path, dtype=np.uint8, mode="r", shape=(n, size, size, 3))
+
+    def get(
+        self,
+        source: Source,
+        paths: list[str],
+        *,
+        workers: int | None = None,
+        description: str = "decoding images",
+    ) -> CacheResult:
+        """Rows for ``paths`` of ``source``, decoding (in parallel) only those not cached yet."""
+        workers = workers or min(8, (os.cpu_count() or 1) + 2)
+
+        def key_or_reason(path: str) -> tuple[str | None, str | None]:
+            try:
+                return content_key(source, path), None
+            except OSError as exc:
+                return None, f"cannot read file ({exc.strerror or exc})"
+
+        with ThreadPoolExecutor(workers) as pool:
+            keyed = list(
+                progress_iter(
+                    pool.map(key_or_reason, paths),
+                    total=len(paths),
+                    description="checking cache",
+                    min_total=20_000,
+                )
+            )
+            # Unreadable files have no content to key on: they are reported, never cached, so
+            # fixing the file (or its permissions) is enough for the next run to use it.
+            unreadable = {i: reason for i, (key, reason) in enumerate(keyed) if key is None}
+            keys = [key for key, _ in keyed]
+            with self._locked():
+                known = self._lookup([k for k in keys if k is not None])
+                missing = list(dict.fromkeys(k for k in keys if k is not None and k not in known))
+                decoded = 0
+                if missing:
+                    first_path = {}
+                    for k, p in zip(keys, paths):
+                        if k is not None:
+                            first_path.setdefault(k, p)
+                    known.update(self._decode(source, [(k, first_path[k]) for k in missing], pool, description))
+                    decoded = len(missing)
+        rows = np.full(len(paths), -1, dtype=np.int64)
+        failures: dict[int, str] = {}
+        for i, k in enumerate(keys):
+            if k is None:
+                failures[i] = unreadable[i]
+                continue
+            row, reason = known[k]
+            if row is None:
+                failures[i] = reason or "unreadable"
+            else:
+                rows[i] = row
+        return CacheResult(self._map(), rows, failures, decoded)
+
+    def _decode(self, source, items, pool, description):
+        """Decode ``items`` (key, path) into new rows at the end of the store."""
+        start = self.data_path.stat().st_size // self.row_bytes if self.data_path.exists() else 0
+        size = self.preprocess.img_size
+        with open(self.data_path, "ab") as fh:
+            fh.truncate((start + len(items)) * self.row_bytes)
+        out = np.memmap(
+            self.data_path, dtype=np.uint8, mode="r+",
+            offset=start * self.row_bytes, shape=(len(items), size, size, 3),
+        )  # fmt: skip
+
+        def work(i_item):
+            i, (_key, path) = i_item
+            try:
+                out[i] = self.preprocess.load(source.read_bytes(path))
+                return None
+            except DecodeError as exc:
+                return exc.reason
+            except OSError as exc:
+                return f"cannot read file ({exc.strerror or exc})"
+
+        reasons = list(
+            progress_iter(pool.map(work, enumerate(items)), total=len(items), description=description)
+        )
+        out.flush()
+        del out
+        result, records = {}, []
+        for i, ((key, _path), reason) in enumerate(zip(items, reasons)):
+            row = None if reason else start + i
+            result[key] = (row, reason)
+            records.append((key, row, reason))
+        self._db.executemany("INSERT OR REPLACE INTO images VALUES (?, ?, ?)", records)
+        self._db.commit()
+        return result
+
+    def close(self):
+        self._db.close()
+
+
+def clear_cache(cache_dir: str | os.PathLike | None = None) -> tuple[Path, int]:
+    """Delete every store under the cache folder; returns (folder, bytes freed)."""
+    import shutil
+
+    root = Path(cache_dir or default_cache_dir())
+    freed = 0
+    if root.exists():
+        freed = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+        shutil.rmtree(root)
+    return root, freed

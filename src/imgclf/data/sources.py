@@ -1,0 +1,306 @@
+"""Where images come from: a folder, a zip archive, a CSV/JSONL manifest or a built-in dataset.
+
+:func:`open_source` turns what the user typed into a :class:`Source`: a list of
+:class:`Sample` records (path, label, optional split, group and metadata) plus a way to read each
+sample's encoded bytes. Nothing here decodes images; nothing here knows about models.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import threading
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from ..errors import DataError, UserError
+from .decode import is_image_name
+
+SPLITS = ("train", "val", "test")
+_SPLIT_ALIASES = {
+    "train": "train", "training": "train",
+    "val": "val", "valid": "val", "validation": "val", "dev": "val",
+    "test": "test", "testing": "test",
+}  # fmt: skip
+BUILTIN_PREFIX = "builtin:"
+BUILTINS = ("digits",)
+
+
+def normalize_split(value: str | None) -> str | None:
+    """Map a split name as users write it ("valid", "Validation", "") to train/val/test or None."""
+    if value is None or str(value).strip() == "":
+        return None
+    key = str(value).strip().lower()
+    if key not in _SPLIT_ALIASES:
+        raise DataError(f"unknown split {value!r}: use train, val (or valid/validation) or test")
+    return _SPLIT_ALIASES[key]
+
+
+@dataclass
+class Sample:
+    path: str  # identifier within the source: a relative POSIX path (or an absolute one for manifests)
+    label: str
+    split: str | None = None
+    group: str | None = None
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Ignored:
+    path: str
+    reason: str
+
+
+class Source:
+    """A labelled image collection. Subclasses fill ``samples`` and implement :meth:`read_bytes`."""
+
+    kind = "source"
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self.samples: list[Sample] = []
+        self.ignored: list[Ignored] = []  # files seen but not used as samples, with reasons
+        self.meta_columns: list[str] = []
+
+    def read_bytes(self, path: str) -> bytes:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def fingerprint(self, path: str) -> str | None:
+        """A cheap content key for ``path`` if the source has one (zip CRC), else None."""
+        return None
+
+    @property
+    def has_predefined_splits(self) -> bool:
+        return any(s.split for s in self.samples)
+
+    def describe(self) -> dict:
+        return {"uri": self.uri, "kind": self.kind}
+
+
+def open_source(spec: str | os.PathLike) -> Source:
+    """Open a dataset given as a folder, a ``.zip``, a ``.csv``/``.jsonl`` manifest or ``builtin:NAME``."""
+    spec = str(spec)
+    if spec.startswith(BUILTIN_PREFIX):
+        return BuiltinSource(spec[len(BUILTIN_PREFIX):])
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise UserError(f"data path {spec} does not exist")
+    if path.is_dir():
+        source: Source = FolderSource(path)
+    elif path.suffix.lower() == ".zip":
+        source = ZipSource(path)
+    elif path.suffix.lower() in (".csv", ".jsonl"):
+        source = ManifestSource(path)
+    else:
+        raise UserError(
+            f"{spec} is not a folder, a .zip archive or a .csv/.jsonl manifest; "
+            f"see `imgclf data check --help` for the layouts imgclf reads"
+        )
+    if not source.samples:
+        raise DataError(f"no images found in {spec}")
+    return source
+
+
+# ---------------------------------------------------------------------------- folder layouts
+
+
+def _layout_from_paths(relpaths: list[str]) -> tuple[list[Sample], list[Ignored]]:
+    """Infer class (and split) from folder names.
+
+    ``<class>/<img>`` is folder-per-class; ``<split>/<class>/<img>`` with split in
+    train/val(valid, validation)/test is a predefined split. A wrapper folder shared by every
+    file (``cifar10/train/...``) is looked through.
+    """
+    images, ignored = [], []
+    for p in relpaths:
+        parts = PurePosixPath(p).parts
+        if any(part.startswith(".") or part == "__MACOSX" for part in parts):
+            continue  # hidden files and macOS resource forks are not data
+        if not is_image_name(p):
+            ignored.append(Ignored(p, "not an image file extension"))
+            continue
+        images.append((p, parts))
+    # Look through wrapper folders: strip the first component while every file shares it and
+    # at least <class>/<file> remains below it.
+    depth = 0
+    while images and all(len(parts) - depth >= 3 for _, parts in images):
+        firsts = {parts[depth] for _, parts in images}
+        if len(firsts) != 1:
+            break
+        depth += 1
+    firsts = {parts[depth].lower() for _, parts in images if len(parts) > depth + 1}
+    # A stray file directly in a split folder (train/x.png) is ignored with a reason; letting it
+    # veto the split layout would silently turn "train" and "test" into the classes.
+    split_layout = bool(firsts) and firsts <= set(_SPLIT_ALIASES) and any(
+        len(parts) - depth >= 3 for _, parts in images
+    )
+    samples = []
+    for p, parts in images:
+        rel = parts[depth:]
+        if split_layout:
+            if len(rel) >= 3:
+                samples.append(Sample(p, rel[1], split=_SPLIT_ALIASES[rel[0].lower()]))
+            else:
+                ignored.append(Ignored(p, "not inside a class folder"))
+        elif len(rel) >= 2:
+            samples.append(Sample(p, rel[0]))
+        else:
+            ignored.append(Ignored(p, "not inside a class folder"))
+    return samples, ignored
+
+
+class FolderSource(Source):
+    kind = "folder"
+
+    def __init__(self, root: Path):
+        super().__init__(str(root))
+        self.root = root.resolve()
+        relpaths = sorted(
+            str(PurePosixPath(*Path(dirpath, name).relative_to(self.root).parts))
+            for dirpath, _dirs, names in os.walk(self.root, followlinks=True)
+            for name in names
+        )
+        self.samples, self.ignored = _layout_from_paths(relpaths)
+
+    def read_bytes(self, path: str) -> bytes:
+        return (self.root / path).read_bytes()
+
+
+class ZipSource(Source):
+    """A zip archive read in place: members are decompressed into memory, never onto disk."""
+
+    kind = "zip"
+
+    def __init__(self, path: Path):
+        super().__init__(str(path))
+        self.path = path.resolve()
+        self._local = threading.local()  # one handle per thread: reads seek a shared file
+        try:
+            zf = self._zip()
+        except zipfile.BadZipFile as exc:
+            raise DataError(f"{path} is not a readable zip archive ({exc})") from None
+        self._info = {i.filename: i for i in zf.infolist() if not i.is_dir()}
+        self.samples, self.ignored = _layout_from_paths(sorted(self._info))
+
+    def _zip(self) -> zipfile.ZipFile:
+        zf = getattr(self._local, "zf", None)
+        if zf is None:
+            zf = self._local.zf = zipfile.ZipFile(self.path)
+        return zf
+
+    def read_bytes(self, path: str) -> bytes:
+        try:
+            return self._zip().read(path)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+            # A damaged, encrypted or oddly compressed member is one bad file, not a fatal error:
+            # OSError is what callers (the cache) report as "cannot read file" and skip.
+            raise OSError(f"corrupt or unsupported archive member: {exc}") from exc
+
+    def fingerprint(self, path: str) -> str | None:
+        info = self._info[path]
+        return f"zip-crc32:{info.CRC:08x}:{info.file_size}"
+
+
+class ManifestSource(Source):
+    """A CSV or JSONL file with ``path`` and ``label`` columns, optional ``split``/``group``, and
+    any other columns kept as metadata. Relative paths resolve against the manifest's folder and
+    may not leave it."""
+
+    kind = "manifest"
+
+    def __init__(self, path: Path):
+        super().__init__(str(path))
+        self.path = path.resolve()
+        self.base = self.path.parent
+        rows = self._read_rows()
+        if not rows:
+            raise DataError(f"manifest {path} has no rows")
+        columns = list(rows[0].keys())
+        missing = [c for c in ("path", "label") if c not in columns]
+        if missing:
+            raise DataError(
+                f"manifest {path} lacks the column(s) {', '.join(missing)}; "
+                f"it needs path,label (and optionally split, group and metadata columns)"
+            )
+        self.meta_columns = [c for c in columns if c not in ("path", "label", "split", "group")]
+        for lineno, row in enumerate(rows, start=2 if path.suffix.lower() == ".csv" else 1):
+            rel = str(row.get("path") or "").strip()
+            label = str(row.get("label") if row.get("label") is not None else "").strip()
+            if not rel or not label:
+                raise DataError(f"manifest {path}, row {lineno}: path and label must not be empty")
+            self._check_inside(rel, lineno)
+            self.samples.append(
+                Sample(
+                    path=rel,
+                    label=label,
+                    split=normalize_split(row.get("split")),
+                    group=(str(row["group"]).strip() or None) if row.get("group") is not None else None,
+                    meta={c: "" if row.get(c) is None else str(row.get(c)) for c in self.meta_columns},
+                )
+            )
+
+    def _read_rows(self) -> list[dict]:
+        text = self.path.read_text(encoding="utf-8-sig")
+        if self.path.suffix.lower() == ".csv":
+            return list(csv.DictReader(io.StringIO(text)))
+        rows = []
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"manifest {self.path}, line {lineno}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"manifest {self.path}, line {lineno}: expected a JSON object")
+            rows.append(row)
+        return rows
+
+    def _check_inside(self, rel: str, lineno: int) -> None:
+        resolved = (self.base / rel).resolve()
+        if not resolved.is_relative_to(self.base):
+            raise DataError(
+                f"manifest {self.path}, row {lineno}: path {rel!r} points outside the manifest's "
+                f"folder {self.base}; move the images under that folder or the manifest above them"
+            )
+
+    def read_bytes(self, path: str) -> bytes:
+        return (self.base / path).read_bytes()
+
+
+# ---------------------------------------------------------------------------- built-in datasets
+
+
+class BuiltinSource(Source):
+    """Datasets that ship with installed packages, so the demo needs no network.
+
+    ``digits``: scikit-learn's 1,797 handwritten digits (8x8, 17 grey levels), served as 8-bit
+    grayscale PNGs so they go through the same decoding path as any user's files.
+    """
+
+    kind = "builtin"
+
+    def __init__(self, name: str):
+        super().__init__(BUILTIN_PREFIX + name)
+        if name not in BUILTINS:
+            raise UserError(f"unknown built-in dataset {name!r}; available: {', '.join(BUILTINS)}")
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        self._images = digits.images  # (n, 8, 8) floats in 0..16
+        for i, target in enumerate(digits.target):
+            self.samples.append(Sample(f"{int(target)}/{i:04d}.png", str(int(target))))
+        self._index = {s.path: i for i, s in enumerate(self.samples)}
+
+    def read_bytes(self, path: str) -> bytes:
+        import numpy as np
+        from PIL import Image
+
+        pixels = (self._images[self._index[path]] * (255.0 / 16.0)).round().astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(pixels, mode="L").save(buf, format="PNG")
+        return buf.getvalue()

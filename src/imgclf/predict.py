@@ -1,0 +1,170 @@
+"""Prediction: a trained model plus its one preprocessing definition, applied to new images.
+
+:func:`load` accepts a run directory or a model bundle folder and returns a :class:`Predictor`.
+Inputs stream through in batches, decoded in parallel; an unreadable file gets an error row.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data.decode import DecodeError, is_image_name
+from .data.preprocess import Preprocess
+from .data.sources import BUILTIN_PREFIX, open_source
+from .errors import UserError
+from .models.bundle import load_bundle
+from .models.infer import logits_for_batches, softmax
+from .progress import progress_iter
+from .train.device import pick_device
+
+
+@dataclass
+class Prediction:
+    path: str
+    label: str | None = None
+    probability: float | None = None
+    top: list[tuple[str, float]] = field(default_factory=list)  # top-k (label, probability)
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "label": self.label,
+            "probability": self.probability,
+            "top": [{"label": lab, "probability": p} for lab, p in self.top],
+            "error": self.error,
+        }
+
+
+class Predictor:
+    def __init__(self, model: torch.nn.Module, meta: dict, device: str = "cpu"):
+        self.model = model
+        self.meta = meta
+        self.classes: list[str] = list(meta["classes"])
+        self.preprocess = Preprocess.from_dict(meta["preprocess"])
+        self.temperature = float(meta.get("temperature", 1.0))
+        self.device = pick_device(device)
+        self.model.to(self.device).eval()
+
+    def probabilities(self, pixels: np.ndarray | torch.Tensor, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities for uint8 NHWC pixels already fitted by ``self.preprocess``."""
+        x = torch.as_tensor(np.asarray(pixels))
+        return self.batch_probabilities(x[i : i + batch_size] for i in range(0, len(x), batch_size))
+
+    def batch_probabilities(self, batches: Iterable[torch.Tensor]) -> np.ndarray:
+        """Like :meth:`probabilities` for a stream of uint8 NHWC batches (a whole split, say)."""
+        logits = logits_for_batches(
+            self.model, batches, mean=self.preprocess.mean, std=self.preprocess.std, device=self.device
+        )
+        return softmax(logits, self.temperature)
+
+    def predict(
+        self,
+        inputs: Iterable[str | os.PathLike | bytes],
+        *,
+        top_k: int = 3,
+        batch_size: int = 64,
+        workers: int | None = None,
+    ) -> list[Prediction]:
+        """Predict files (paths), encoded images (bytes) or (name, bytes) pairs.
+
+        Unreadable inputs get a Prediction with ``error`` set instead of raising.
+        """
+        return list(self.iter_predict(inputs, top_k=top_k, batch_size=batch_size, workers=workers))
+
+    def iter_predict(self, inputs, *, top_k: int = 3, batch_size: int = 64, workers: int | None = None) -> Iterator[Prediction]:
+        items = list(inputs)
+        k = max(1, min(top_k, len(self.classes)))
+
+        def load(item):
+            if isinstance(item, tuple):  # (name, encoded bytes)
+                name, data = item
+            else:
+                name, data = (f"<bytes #{id(item)}>", item) if isinstance(item, bytes) else (str(item), None)
+            try:
+                if data is None:
+                    data = Path(item).read_bytes()
+                return name, self.preprocess.load(data), None
+            except DecodeError as exc:
+                return name, None, exc.reason
+            except OSError as exc:
+                return name, None, f"cannot read file ({exc.strerror or exc})"
+
+        with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 1) + 2)) as pool:
+            loaded = progress_iter(pool.map(load, items), total=len(items), description="predicting")
+            pending: list[tuple[str, np.ndarray | None, str | None]] = []
+            for entry in loaded:
+                pending.append(entry)
+                if len(pending) == batch_size:
+                    yield from self._finish(pending, k)
+                    pending = []
+            if pending:
+                yield from self._finish(pending, k)
+
+    def _finish(self, batch, k: int) -> Iterator[Prediction]:
+        good = [px for _, px, _ in batch if px is not None]
+        probs = self.probabilities(np.stack(good)) if good else np.zeros((0, len(self.classes)))
+        j = 0
+        for name, px, error in batch:
+            if px is None:
+                yield Prediction(name, error=error)
+                continue
+            p = probs[j]
+            j += 1
+            order = np.argsort(-p)[:k]
+            top = [(self.classes[i], float(p[i])) for i in order]
+            yield Prediction(name, label=top[0][0], probability=top[0][1], top=top)
+
+
+def load(path: str | os.PathLike, device: str = "cpu") -> Predictor:
+    """A Predictor for a run directory (its ``model/``) or a model bundle folder."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise UserError(f"{path} does not exist")
+    bundle = p / "model" if (p / "model" / "model.json").exists() else p
+    if not (bundle / "model.json").exists():
+        raise UserError(f"{path} is neither a run directory nor a model bundle (no model.json found)")
+    model, meta = load_bundle(bundle)
+    return Predictor(model, meta, device=device)
+
+
+def expand_inputs(specs: Iterable[str], limit: int | None = None) -> list[str]:
+    """Files, folders (recursively, image files only) and glob patterns -> a sorted list of files.
+
+    ``builtin:NAME`` is not a file: it is handled by the caller through :func:`builtin_inputs`.
+    """
+    out: list[str] = []
+    for spec in specs:
+        p = Path(spec).expanduser()
+        if p.is_dir():
+            found = sorted(str(f) for f in p.rglob("*") if f.is_file() and is_image_name(f.name))
+            if not found:
+                raise UserError(f"folder {spec} holds no image files")
+            out += found
+        elif p.exists():
+            out.append(str(p))
+        elif any(ch in spec for ch in "*?["):
+            matches = sorted(glob.glob(os.path.expanduser(spec), recursive=True))
+            if not matches:
+                raise UserError(f"no file matches {spec}")
+            out += [m for m in matches if Path(m).is_file()]
+        else:
+            raise UserError(f"input {spec} does not exist")
+    return out[:limit] if limit else out
+
+
+def builtin_inputs(spec: str, limit: int | None = None) -> list[tuple[str, bytes]]:
+    """(name, encoded bytes) for images of a built-in dataset, for trying a model without files."""
+    if not spec.startswith(BUILTIN_PREFIX):
+        raise ValueError(spec)
+    source = open_source(spec)
+    samples = source.samples[:limit] if limit else source.samples
+    return [(f"{spec}/{s.path}", source.read_bytes(s.path)) for s in samples]

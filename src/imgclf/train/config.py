@@ -1,0 +1,88 @@
+"""The training configuration: every option of `imgclf train`, its default, and its meaning.
+
+The resolved configuration is written to ``config.yaml`` in the run directory, and
+``imgclf train --config config.yaml`` reads it back to reproduce the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from ..errors import UserError
+
+
+@dataclass
+class TrainConfig:
+    data: str = field(default="", metadata={"help": "folder, .zip, .csv/.jsonl manifest or builtin:NAME"})
+    out: str = field(default="", metadata={"help": "the run directory to create"})
+    model: str = field(default="simple_cnn", metadata={"help": "a compact net (`imgclf models`) or any timm model name"})
+    epochs: int = field(default=10, metadata={"help": "passes over the training split"})
+    img_size: int | None = field(default=None, metadata={"help": "input size in pixels (default: the model's native size, 32 for compact nets, 224 for most timm)"})
+    batch_size: int = field(default=64, metadata={"help": "images per optimiser step"})
+    lr: float = field(default=2e-3, metadata={"help": "peak learning rate of AdamW after warmup"})
+    weight_decay: float = field(default=0.05, metadata={"help": "AdamW decoupled decay, not applied to norms and biases"})
+    warmup_epochs: float = field(default=1.0, metadata={"help": "linear warmup from lr/100, then cosine decay to zero"})
+    label_smoothing: float = field(default=0.0, metadata={"help": "spread this much target probability over all classes"})
+    flip: bool = field(default=True, metadata={"help": "random horizontal flips"})
+    crop_padding: float = field(default=0.125, metadata={"help": "random crop after padding by this fraction of the size (0: off)"})
+    val_fraction: float = field(default=0.1, metadata={"help": "used when the data has no predefined val split"})
+    test_fraction: float = field(default=0.1, metadata={"help": "used when the data has no predefined test split"})
+    group_column: str | None = field(default=None, metadata={"help": "keep each value of this manifest column in one split"})
+    seed: int = field(default=0, metadata={"help": "seeds the split, initialisation, order and augmentation"})
+    precision: str = field(default="auto", metadata={"help": "auto | fp32 | bf16: auto picks bf16 autocast where the hardware supports it"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
+    cache_dir: str | None = field(default=None, metadata={"help": "decoded-image cache (default: $IMGCLF_CACHE_DIR or ~/.cache/imgclf)"})
+
+    def validate(self) -> "TrainConfig":
+        if not self.data:
+            raise UserError("no data given: pass a folder, zip, manifest or builtin:digits")
+        if not self.out:
+            raise UserError("no output folder given: pass --out runs/NAME")
+        checks = [
+            (self.epochs >= 1, "--epochs must be at least 1"),
+            (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.lr > 0, "--lr must be positive"),
+            (self.img_size is None or 8 <= self.img_size <= 2048, "--img-size must be between 8 and 2048"),
+            (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1, "split fractions must be in [0, 1)"),
+            (self.val_fraction + self.test_fraction < 1, "val and test fractions must leave images for training"),
+            (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
+            (0 <= self.crop_padding <= 0.5, "--crop-padding must be in [0, 0.5]"),
+            (self.precision in ("auto", "fp32", "bf16"), "--precision must be auto, fp32 or bf16"),
+            (self.device in ("auto", "cpu", "cuda"), "--device must be auto, cpu or cuda"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def options(cls) -> list:
+        """The dataclass fields that are command-line options (all but data and out)."""
+        return [f for f in fields(cls) if f.name not in ("data", "out")]
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise UserError(f"unknown option(s) in config: {', '.join(unknown)}")
+        return cls(**d)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "TrainConfig":
+        p = Path(path)
+        if not p.exists():
+            raise UserError(f"config file {path} does not exist")
+        try:
+            d = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise UserError(f"{path} is not valid YAML ({exc})") from None
+        if not isinstance(d, dict):
+            raise UserError(f"{path} must hold a mapping of option: value")
+        return cls.from_dict(d)

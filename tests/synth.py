@@ -1,0 +1,110 @@
+"""Images the tests make for themselves: learnable synthetic classes and deliberately broken files."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+# Each class is a distinct coloured shape on a noisy background: learnable in a few epochs by a
+# small CNN, yet not trivially constant images.
+CLASS_STYLES = {
+    "circle": (220, 40, 40),
+    "square": (40, 200, 60),
+    "triangle": (50, 80, 230),
+    "cross": (230, 200, 40),
+}
+
+
+def shape_image(label: str, size: int = 32, seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 90, size=(size, size, 3), dtype=np.uint8)
+    color = np.array(CLASS_STYLES[label], dtype=np.uint8)
+    yy, xx = np.mgrid[0:size, 0:size]
+    cx, cy = rng.integers(size // 3, 2 * size // 3, size=2)
+    r = int(rng.integers(size // 6, size // 3))
+    if label == "circle":
+        mask = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+    elif label == "square":
+        mask = (abs(xx - cx) <= r) & (abs(yy - cy) <= r)
+    elif label == "triangle":
+        mask = (yy - cy <= r) & (yy - cy >= -r) & (abs(xx - cx) <= (yy - cy + r) / 2)
+    else:
+        mask = (abs(xx - cx) <= r // 3) & (abs(yy - cy) <= r) | (abs(yy - cy) <= r // 3) & (abs(xx - cx) <= r)
+    arr[mask] = color
+    return Image.fromarray(arr, mode="RGB")
+
+
+def make_folder(
+    root: Path,
+    classes=("circle", "square", "triangle"),
+    per_class: int = 20,
+    size: int = 32,
+    splits: tuple[str, ...] | None = None,
+    fmt: str = "png",
+    seed: int = 0,
+) -> Path:
+    """root/<class>/*.png, or root/<split>/<class>/*.png when ``splits`` is given."""
+    n = 0
+    for split in splits or (None,):
+        for label in classes:
+            d = root / split / label if split else root / label
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                shape_image(label, size, seed=seed * 100_000 + n).save(d / f"{label}_{i:03d}.{fmt}")
+                n += 1
+    return root
+
+
+def truncated_jpeg() -> bytes:
+    buf = io.BytesIO()
+    shape_image("circle", 64).save(buf, format="JPEG", quality=90)
+    data = buf.getvalue()
+    return data[: len(data) // 2]
+
+
+def random_bytes(n: int = 2048, seed: int = 0) -> bytes:
+    return np.random.default_rng(seed).integers(0, 256, size=n, dtype=np.uint8).tobytes()
+
+
+def encode(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width x height`` but holds no pixel data: Pillow opens it
+    (reads the size) without allocating anything, so "too large" can be tested cheaply."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def oversized_png_header(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims ``width x height`` pixels (a decompression-bomb shape)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def make_zip(path: Path, members: dict[str, bytes]) -> Path:
+    """A stored (uncompressed) zip archive holding ``members`` (name -> bytes)."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
