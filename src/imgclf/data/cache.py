@@ -27,7 +27,8 @@ from .decode import DecodeError
 from .preprocess import Preprocess
 from .sources import Source
 
-FORMAT_VERSION = 1  # bump when decoding or fitting changes the pixels it produces
+FORMAT_VERSION = 1
+_READ_ERROR = "read error"  # sentinel: a transient failure, not cached  # bump when decoding or fitting changes the pixels it produces
 
 
 def default_cache_dir() -> Path:
@@ -38,12 +39,9 @@ def default_cache_dir() -> Path:
     return Path(base) / "imgclf"
 
 
-def content_key(source: Source, path: str) -> str:
-    """A key that changes exactly when the image's bytes change."""
-    fp = source.fingerprint(path)
-    if fp is not None:
-        return fp
-    return "blake2b:" + hashlib.blake2b(source.read_bytes(path), digest_size=16).hexdigest()
+def content_key(data: bytes) -> str:
+    """The cache key of an image: a hash of its encoded bytes."""
+    return "blake2b:" + hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 @dataclass
@@ -67,6 +65,8 @@ class PixelStore:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS images (key TEXT PRIMARY KEY, row INTEGER, reason TEXT)"
         )
+        # fingerprint (path, size, mtime / zip CRC) -> content key, so warm runs need not read files
+        self._db.execute("CREATE TABLE IF NOT EXISTS fingerprints (fp TEXT PRIMARY KEY, key TEXT)")
         self._db.commit()
 
     @contextmanager
@@ -104,51 +104,74 @@ class PixelStore:
         workers: int | None = None,
         description: str = "decoding images",
     ) -> CacheResult:
-        """Rows for ``paths`` of ``source``, decoding (in parallel) only those not cached yet."""
-        workers = workers or min(8, (os.cpu_count() or 1) + 2)
+        """Rows for ``paths`` of ``source``, decoding (in parallel) only those not cached yet.
 
-        def key_or_reason(path: str) -> tuple[str | None, str | None]:
+        Content keys are found through each file's cheap fingerprint (path, size, mtime; or a zip
+        member's CRC) when it was seen before, so a warm run reads no image bytes at all.
+        """
+        workers = workers or min(8, (os.cpu_count() or 1) + 2)
+        unreadable: dict[int, str] = {}
+
+        def fingerprint(i_path):
+            i, path = i_path
             try:
-                return content_key(source, path), None
+                return source.fingerprint(path)
             except OSError as exc:
-                return None, f"cannot read file ({exc.strerror or exc})"
+                unreadable[i] = f"cannot read file ({exc.strerror or exc})"
+                return None
+
+        def hash_file(path):
+            try:
+                return content_key(source.read_bytes(path))
+            except OSError as exc:
+                return OSError(f"cannot read file ({exc.strerror or exc})")
 
         with ThreadPoolExecutor(workers) as pool:
-            keyed = list(
-                progress_iter(
-                    pool.map(key_or_reason, paths),
-                    total=len(paths),
-                    description="checking cache",
-                    min_total=20_000,
-                )
+            fps = list(pool.map(fingerprint, enumerate(paths)))
+            keys = self._keys_for([f for f in fps if f is not None])
+            todo = [i for i, f in enumerate(fps) if f is not None and f not in keys]
+            hashed = progress_iter(
+                pool.map(hash_file, [paths[i] for i in todo]), total=len(todo), description="hashing images"
             )
+            new = {}
+            for i, key in zip(todo, hashed):
+                if isinstance(key, OSError):
+                    unreadable[i] = str(key)
+                else:
+                    new[fps[i]] = key
+            if new:
+                self._db.executemany("INSERT OR REPLACE INTO fingerprints VALUES (?, ?)", list(new.items()))
+                self._db.commit()
+                keys.update(new)
             # Unreadable files have no content to key on: they are reported, never cached, so
             # fixing the file (or its permissions) is enough for the next run to use it.
-            unreadable = {i: reason for i, (key, reason) in enumerate(keyed) if key is None}
-            keys = [key for key, _ in keyed]
+            key_of = [None if i in unreadable or fps[i] is None else keys[fps[i]] for i in range(len(paths))]
             with self._locked():
-                known = self._lookup([k for k in keys if k is not None])
-                missing = list(dict.fromkeys(k for k in keys if k is not None and k not in known))
-                decoded = 0
-                if missing:
-                    first_path = {}
-                    for k, p in zip(keys, paths):
-                        if k is not None:
-                            first_path.setdefault(k, p)
-                    known.update(self._decode(source, [(k, first_path[k]) for k in missing], pool, description))
-                    decoded = len(missing)
+                known = self._lookup([k for k in key_of if k is not None])
+                first_path: dict[str, str] = {}
+                for k, p in zip(key_of, paths):
+                    if k is not None and k not in known:
+                        first_path.setdefault(k, p)
+                if first_path:
+                    known.update(self._decode(source, list(first_path.items()), pool, description))
         rows = np.full(len(paths), -1, dtype=np.int64)
         failures: dict[int, str] = {}
-        for i, k in enumerate(keys):
-            if k is None:
-                failures[i] = unreadable[i]
-                continue
-            row, reason = known[k]
+        for i, k in enumerate(key_of):
+            row, reason = (None, unreadable.get(i, "cannot read file")) if k is None else known.get(k, (None, "cannot read file"))
             if row is None:
                 failures[i] = reason or "unreadable"
             else:
                 rows[i] = row
-        return CacheResult(self._map(), rows, failures, decoded)
+        return CacheResult(self._map(), rows, failures, len(first_path))
+
+    def _keys_for(self, fps: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        unique = list(dict.fromkeys(fps))
+        for i in range(0, len(unique), 900):  # SQLite's bound-parameter limit
+            chunk = unique[i : i + 900]
+            q = f"SELECT fp, key FROM fingerprints WHERE fp IN ({','.join('?' * len(chunk))})"
+            found.update(self._db.execute(q, chunk))
+        return found
 
     def _decode(self, source, items, pool, description):
         """Decode ``items`` (key, path) into new rows at the end of the store."""
@@ -168,19 +191,19 @@ class PixelStore:
                 return None
             except DecodeError as exc:
                 return exc.reason
-            except OSError as exc:
-                return f"cannot read file ({exc.strerror or exc})"
+            except OSError:
+                return _READ_ERROR  # the file vanished or changed after hashing: retry next run
 
         reasons = list(
             progress_iter(pool.map(work, enumerate(items)), total=len(items), description=description)
         )
         out.flush()
-        del out
         result, records = {}, []
         for i, ((key, _path), reason) in enumerate(zip(items, reasons)):
             row = None if reason else start + i
-            result[key] = (row, reason)
-            records.append((key, row, reason))
+            result[key] = (row, "cannot read file" if reason is _READ_ERROR else reason)
+            if reason is not _READ_ERROR:
+                records.append((key, row, reason))
         self._db.executemany("INSERT OR REPLACE INTO images VALUES (?, ?, ?)", records)
         self._db.commit()
         return result

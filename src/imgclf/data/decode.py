@@ -7,15 +7,15 @@ Every image imgclf reads (training, evaluation, prediction, serving) goes throug
 from __future__ import annotations
 
 import io
+import re
 import warnings
 
 import numpy as np
 from PIL import Image, ImageOps
 
-# Pillow's own guard warns at ~89 MP and raises at twice that; imgclf applies one explicit limit
-# and reports it as a reason instead (decompression bombs are refused, never decoded).
+# imgclf refuses images above this many pixels (decompression bombs) with a reason, before
+# decoding. Pillow's own process-wide guard (~179 MP) stays in force above it.
 DEFAULT_MAX_PIXELS = 64_000_000
-Image.MAX_IMAGE_PIXELS = None
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -77,7 +77,13 @@ def decode_rgb(
     if not data:
         return _fail("empty file")
     try:
-        img = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our limit decides below
+            img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        claimed = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(claimed.group(1)):,} pixels" if claimed else "too many pixels"
+        return _fail(f"image too large ({size} > Pillow's limit {Image.MAX_IMAGE_PIXELS * 2:,}; possible decompression bomb)")
     except Image.UnidentifiedImageError:
         return _fail("not an image (unrecognised format)")
     except Exception as exc:  # noqa: BLE001 - any parser failure is a corrupt file

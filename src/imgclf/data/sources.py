@@ -69,9 +69,10 @@ class Source:
     def read_bytes(self, path: str) -> bytes:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def fingerprint(self, path: str) -> str | None:
-        """A cheap content key for ``path`` if the source has one (zip CRC), else None."""
-        return None
+    def fingerprint(self, path: str) -> str:
+        """A cheap identity of ``path``'s current content (no read of the bytes): when it is
+        unchanged, the content hash computed earlier still holds. Raises OSError if unreadable."""
+        raise NotImplementedError
 
     @property
     def has_predefined_splits(self) -> bool:
@@ -169,6 +170,9 @@ class FolderSource(Source):
     def read_bytes(self, path: str) -> bytes:
         return (self.root / path).read_bytes()
 
+    def fingerprint(self, path: str) -> str:
+        return _stat_fingerprint(self.root / path)
+
 
 class ZipSource(Source):
     """A zip archive read in place: members are decompressed into memory, never onto disk."""
@@ -184,6 +188,7 @@ class ZipSource(Source):
         except zipfile.BadZipFile as exc:
             raise DataError(f"{path} is not a readable zip archive ({exc})") from None
         self._info = {i.filename: i for i in zf.infolist() if not i.is_dir()}
+        self._mtime_ns = self.path.stat().st_mtime_ns
         self.samples, self.ignored = _layout_from_paths(sorted(self._info))
 
     def _zip(self) -> zipfile.ZipFile:
@@ -200,9 +205,9 @@ class ZipSource(Source):
             # OSError is what callers (the cache) report as "cannot read file" and skip.
             raise OSError(f"corrupt or unsupported archive member: {exc}") from exc
 
-    def fingerprint(self, path: str) -> str | None:
+    def fingerprint(self, path: str) -> str:
         info = self._info[path]
-        return f"zip-crc32:{info.CRC:08x}:{info.file_size}"
+        return f"zip:{self.path}:{self._mtime_ns}:{path}:{info.CRC:08x}:{info.file_size}"
 
 
 class ManifestSource(Source):
@@ -271,6 +276,9 @@ class ManifestSource(Source):
     def read_bytes(self, path: str) -> bytes:
         return (self.base / path).read_bytes()
 
+    def fingerprint(self, path: str) -> str:
+        return _stat_fingerprint(self.base / path)
+
 
 # ---------------------------------------------------------------------------- built-in datasets
 
@@ -304,3 +312,13 @@ class BuiltinSource(Source):
         buf = io.BytesIO()
         Image.fromarray(pixels, mode="L").save(buf, format="PNG")
         return buf.getvalue()
+
+    def fingerprint(self, path: str) -> str:
+        import sklearn
+
+        return f"{self.uri}:sklearn-{sklearn.__version__}:{path}"
+
+
+def _stat_fingerprint(path: Path) -> str:
+    st = path.stat()
+    return f"file:{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
