@@ -11,21 +11,37 @@ from .predict import Predictor
 from .predict import load as _load
 from .train.config import TrainConfig
 from .train.loop import TrainResult, fit
+from .train.presets import apply_preset
 
 
-def train(data: str | os.PathLike | None = None, *, config: TrainConfig | None = None, overwrite: bool = False, **options) -> TrainResult:
+def train(
+    data: str | os.PathLike | None = None,
+    *,
+    config: TrainConfig | str | os.PathLike | None = None,
+    overwrite: bool = False,
+    **options,
+) -> TrainResult:
     """Train a classifier on ``data`` and write a run directory (``out=`` is required).
 
     Options are the fields of :class:`imgclf.train.config.TrainConfig` (``model``, ``epochs``,
-    ``img_size``, ``batch_size``, ``lr``, ...), the same as `imgclf train`'s flags.
+    ``img_size``, ``batch_size``, ``lr``, ``preset``, ...), the same as `imgclf train`'s flags.
+    ``config`` is a TrainConfig or the path of a ``config.yaml``; options given here override
+    it, and a preset fills in only what neither sets.
     """
-    cfg = config or TrainConfig()
+    if isinstance(config, TrainConfig):
+        cfg, explicit = config, set()
+    elif config is not None:
+        cfg = TrainConfig.from_yaml(config)
+        explicit = set(TrainConfig.keys_in_yaml(config))
+    else:
+        cfg, explicit = TrainConfig(), set()
     if data is not None:
-        cfg.data = str(data)
+        options["data"] = data
     for key, value in options.items():
         if not hasattr(cfg, key):
             raise TypeError(f"train() got an unknown option {key!r}")
-        setattr(cfg, key, str(value) if key == "out" else value)
+        setattr(cfg, key, str(value) if key in ("data", "out") else value)
+    apply_preset(cfg, explicit | set(options))
     return fit(cfg, overwrite=overwrite)
 
 
@@ -34,7 +50,7 @@ def evaluate(run: str | os.PathLike | TrainResult, *, data: str | None = None, s
     return _evaluate(_run_path(run), data=data, split=split)
 
 
-def load(path: str | os.PathLike | TrainResult, device: str = "cpu") -> Predictor:
+def load(path: str | os.PathLike | TrainResult, device: str = "auto") -> Predictor:
     """A :class:`Predictor` for a run directory or model bundle: ``load(run).predict(["x.jpg"])``."""
     return _load(_run_path(path), device=device)
 

@@ -74,15 +74,11 @@ Example:
 def _train(data, out, config_file, overwrite, **options) -> None:
     from . import api
 
-    cfg = TrainConfig.from_yaml(config_file) if config_file else TrainConfig()
-    if data:
-        cfg.data = data
+    given = {k: v for k, v in options.items() if v is not None}  # only flags actually given override
     if out:
-        cfg.out = out
-    for key, value in options.items():
-        if value is not None:  # only flags actually given override the config file
-            setattr(cfg, key, value)
-    result = api.train(config=cfg, overwrite=overwrite)
+        given["out"] = out
+    result = api.train(data, config=config_file, overwrite=overwrite, **given)
+    cfg = result.config
     sizes = result.split_sizes
     click.echo(f"\nTrained {cfg.model} for {result.epochs} epochs in {result.seconds:.0f}s ({result.precision}).")
     click.echo(
@@ -230,6 +226,34 @@ def cache_clear(cache_dir) -> None:
 
     root, freed = clear_cache(cache_dir)
     click.echo(f"Cleared {root} ({freed / 1e6:.1f} MB freed).")
+
+
+# ---------------------------------------------------------------------------------------- bench
+
+
+@cli.group(context_settings=CONTEXT)
+def bench() -> None:
+    """Measure speed on this machine."""
+
+
+@bench.command("train", context_settings=CONTEXT)
+@click.argument("data")
+@click.option("--model", default="simple_cnn", show_default=True)
+@click.option("--img-size", type=int, help="input size (default: the model's native size)")
+@click.option("--batch-size", default=256, show_default=True)
+@click.option("--steps", default=20, show_default=True, help="timed steps (after warm-up)")
+@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "bf16"]))
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+def bench_train_command(data, model, img_size, batch_size, steps, precision, device, as_json) -> None:
+    """Images per second of the input pipeline and of training, FLOPs per image, achieved FLOP/s
+    and the fraction of this device's matrix-product peak (measured in the same run)."""
+    from .train.bench import bench_train, format_bench
+
+    result = bench_train(
+        data, model=model, img_size=img_size, batch_size=batch_size, steps=steps, precision=precision, device=device
+    )
+    click.echo(json.dumps(result, indent=2) if as_json else format_bench(result))
 
 
 # ----------------------------------------------------------------------------------------- main

@@ -1,7 +1,8 @@
-"""Batches of cached pixels: shuffled indices -> one gather from the memory-mapped store -> augment.
+"""Batches of cached pixels: shuffled indices -> one gather from the pixel store -> augment.
 
-The loader yields uint8 NHWC tensors; normalisation and the move to the device happen in the
-training step, where they are a single fused op on the whole batch.
+The loader yields uint8 NHWC tensors; normalisation happens in the training step, as one op on
+the whole batch. On a GPU the split's pixels are copied to device memory once (when they fit),
+so gathering and augmenting never leave the GPU.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import torch
 
 from .dataset import Split
 
+# Keep at most this many bytes of one split resident on a GPU (CIFAR-10's train split is 150 MB).
+MAX_RESIDENT_BYTES = 4 << 30
+
 
 class BatchLoader:
     def __init__(
@@ -23,7 +27,8 @@ class BatchLoader:
         shuffle: bool = False,
         drop_last: bool = False,
         seed: int = 0,
-        augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+        augment: Callable | None = None,
+        device: torch.device | str = "cpu",
     ):
         self.split = split
         self.batch_size = batch_size
@@ -32,6 +37,11 @@ class BatchLoader:
         self.seed = seed
         self.augment = augment
         self.epoch = 0
+        self.device = torch.device(device)
+        self._resident = None
+        if self.device.type == "cuda" and split.pixels[:1].nbytes * len(split) <= MAX_RESIDENT_BYTES:
+            self._resident = torch.from_numpy(np.ascontiguousarray(split.pixels[split.rows])).to(self.device)
+            self._labels = torch.from_numpy(split.labels).to(self.device)
 
     def __len__(self) -> int:
         n = len(self.split)
@@ -48,11 +58,14 @@ class BatchLoader:
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         for b in range(len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
-            rows = self.split.rows[idx]
-            # Reading rows in file order makes the memory-mapped gather sequential.
-            by_row = np.argsort(rows, kind="stable")
-            x = torch.from_numpy(np.ascontiguousarray(self.split.pixels[rows[by_row]]))
-            y = torch.from_numpy(self.split.labels[idx][by_row])
+            if self._resident is not None:
+                i = torch.from_numpy(idx).to(self.device, non_blocking=True)
+                x, y = self._resident[i], self._labels[i]
+            else:
+                # Reading rows in file order makes the memory-mapped gather sequential.
+                idx = idx[np.argsort(self.split.rows[idx], kind="stable")]
+                x = torch.from_numpy(np.ascontiguousarray(self.split.pixels[self.split.rows[idx]]))
+                y = torch.from_numpy(self.split.labels[idx])
             if self.augment is not None:
-                x = self.augment(x, gen)
+                x = self.augment(x, gen, indices=torch.from_numpy(idx), epoch=self.epoch)
             yield x, y

@@ -18,16 +18,28 @@ from ..errors import UserError
 class TrainConfig:
     data: str = field(default="", metadata={"help": "folder, .zip, .csv/.jsonl manifest or builtin:NAME"})
     out: str = field(default="", metadata={"help": "the run directory to create"})
+    preset: str | None = field(default=None, metadata={"help": "a tuned recipe whose settings apply unless given explicitly: fast-small (small images, speed to accuracy)"})
     model: str = field(default="simple_cnn", metadata={"help": "a compact net (`imgclf models`) or any timm model name"})
     epochs: int = field(default=10, metadata={"help": "passes over the training split"})
     img_size: int | None = field(default=None, metadata={"help": "input size in pixels (default: the model's native size, 32 for compact nets, 224 for most timm)"})
     batch_size: int = field(default=64, metadata={"help": "images per optimiser step"})
-    lr: float = field(default=2e-3, metadata={"help": "peak learning rate of AdamW after warmup"})
-    weight_decay: float = field(default=0.05, metadata={"help": "AdamW decoupled decay, not applied to norms and biases"})
-    warmup_epochs: float = field(default=1.0, metadata={"help": "linear warmup from lr/100, then cosine decay to zero"})
+    optimizer: str = field(default="adamw", metadata={"help": "adamw | adam | sgd (Nesterov momentum) | rmsprop"})
+    lr: float = field(default=2e-3, metadata={"help": "peak learning rate, reached after warmup"})
+    momentum: float = field(default=0.9, metadata={"help": "momentum of sgd and rmsprop"})
+    nesterov: bool = field(default=True, metadata={"help": "Nesterov momentum for sgd"})
+    weight_decay: float = field(default=0.05, metadata={"help": "decoupled for adamw, L2 for the others"})
+    decay_norm_and_bias: bool = field(default=False, metadata={"help": "also decay normalisation and bias parameters"})
+    bias_lr_scale: float = field(default=1.0, metadata={"help": "learning-rate multiplier for normalisation and bias parameters"})
+    schedule: str = field(default="cosine", metadata={"help": "cosine | linear: the decay after warmup"})
+    warmup_epochs: float = field(default=1.0, metadata={"help": "epochs of linear warmup from lr x lr-start-factor"})
+    lr_start_factor: float = field(default=0.01, metadata={"help": "learning rate at the start of warmup, as a fraction of --lr"})
+    lr_end_factor: float = field(default=0.0, metadata={"help": "learning rate at the end, as a fraction of --lr"})
+    weight_averaging: str = field(default="none", metadata={"help": "none | lookahead: pull weights towards a slow moving average every 5 steps"})
     label_smoothing: float = field(default=0.0, metadata={"help": "spread this much target probability over all classes"})
     flip: bool = field(default=True, metadata={"help": "random horizontal flips"})
+    alternating_flip: bool = field(default=False, metadata={"help": "flip each image every other epoch instead of at random"})
     crop_padding: float = field(default=0.125, metadata={"help": "random crop after padding by this fraction of the size (0: off)"})
+    tta: str = field(default="none", metadata={"help": "test-time augmentation at evaluation and prediction: none | flip | flip-translate"})
     val_fraction: float = field(default=0.1, metadata={"help": "used when the data has no predefined val split"})
     test_fraction: float = field(default=0.1, metadata={"help": "used when the data has no predefined test split"})
     group_column: str | None = field(default=None, metadata={"help": "keep each value of this manifest column in one split"})
@@ -52,6 +64,12 @@ class TrainConfig:
             (0 <= self.crop_padding <= 0.5, "--crop-padding must be in [0, 0.5]"),
             (self.precision in ("auto", "fp32", "bf16"), "--precision must be auto, fp32 or bf16"),
             (self.device in ("auto", "cpu", "cuda"), "--device must be auto, cpu or cuda"),
+            (self.optimizer in ("adamw", "adam", "sgd", "rmsprop"), "--optimizer must be adamw, adam, sgd or rmsprop"),
+            (self.schedule in ("cosine", "linear"), "--schedule must be cosine or linear"),
+            (self.weight_averaging in ("none", "lookahead"), "--weight-averaging must be none or lookahead"),
+            (self.tta in ("none", "flip", "flip-translate"), "--tta must be none, flip or flip-translate"),
+            (self.warmup_epochs >= 0, "--warmup-epochs must not be negative"),
+            (self.bias_lr_scale > 0, "--bias-lr-scale must be positive"),
         ]
         for ok, message in checks:
             if not ok:
@@ -76,6 +94,14 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
+        return cls.from_dict(cls._read_yaml(path))
+
+    @classmethod
+    def keys_in_yaml(cls, path: str | Path) -> list[str]:
+        return list(cls._read_yaml(path))
+
+    @staticmethod
+    def _read_yaml(path: str | Path) -> dict:
         p = Path(path)
         if not p.exists():
             raise UserError(f"config file {path} does not exist")
@@ -85,4 +111,4 @@ class TrainConfig:
             raise UserError(f"{path} is not valid YAML ({exc})") from None
         if not isinstance(d, dict):
             raise UserError(f"{path} must hold a mapping of option: value")
-        return cls.from_dict(d)
+        return d

@@ -7,7 +7,7 @@ from contextlib import nullcontext
 
 import torch
 
-from ..errors import UserError
+from .errors import UserError
 
 
 @functools.cache

@@ -1,0 +1,49 @@
+"""Optimisers with imgclf's parameter grouping."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+_NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+
+
+def param_groups(model: nn.Module, lr: float, weight_decay: float, *, decay_norm_and_bias: bool = False, bias_lr_scale: float = 1.0) -> list[dict]:
+    """Split parameters into weights (matrices, kernels), normalisation parameters and other
+    vectors (biases).
+
+    By default norms and biases get no weight decay: decaying them only fights the
+    normalisation. Normalisation parameters learn ``bias_lr_scale`` x faster; with
+    ``decay_norm_and_bias`` their decay is divided by the same factor, so they shrink by the
+    same fraction per step as the weights. Frozen parameters are left out, except vectors whose
+    training a model switches on and off by epoch (``requires_grad`` toggled).
+    """
+    norm_params = {id(p) for m in model.modules() if isinstance(m, _NORMS) for p in m.parameters(recurse=False)}
+    weights, norms, vectors = [], [], []
+    for p in model.parameters():
+        if p.ndim > 1:
+            if p.requires_grad:
+                weights.append(p)
+        else:
+            (norms if id(p) in norm_params else vectors).append(p)
+    vector_decay = weight_decay if decay_norm_and_bias else 0.0
+    groups = [
+        {"params": weights, "lr": lr, "weight_decay": weight_decay},
+        {"params": norms, "lr": lr * bias_lr_scale, "weight_decay": vector_decay / bias_lr_scale},
+        {"params": vectors, "lr": lr, "weight_decay": vector_decay},
+    ]
+    return [g for g in groups if g["params"]]
+
+
+def make_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
+    groups = param_groups(
+        model, cfg.lr, cfg.weight_decay, decay_norm_and_bias=cfg.decay_norm_and_bias, bias_lr_scale=cfg.bias_lr_scale
+    )
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr)
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum)
+    return torch.optim.AdamW(groups, lr=cfg.lr)

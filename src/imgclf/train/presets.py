@@ -1,0 +1,50 @@
+"""Tuned recipes: named bundles of training options.
+
+A preset fills in every option the user did not set explicitly (flags and config-file entries
+win). Each setting's measured effect is noted beside it; BENCHMARKS.md has the full runs.
+"""
+
+from __future__ import annotations
+
+from ..errors import UserError
+
+PRESETS: dict[str, dict] = {
+    # Speed to accuracy on small images (CIFAR-sized, up to ~64 px), after airbench94
+    # (Keller Jordan, 2024: 94% on CIFAR-10 in 3.8 s on an A100). Nothing in it is specific to a
+    # dataset: the stem is whitened from the training images, classes and sizes come from the data.
+    "fast-small": {
+        "model": "fast_cnn",  # whitened 2x2 stem + 3 conv blocks (64/256/256), ~2M parameters
+        "epochs": 10,
+        "batch_size": 1024,  # large batches keep 2 CPU cores (and a GPU) busy; reduced automatically on small data
+        "optimizer": "sgd",
+        "momentum": 0.85,
+        "nesterov": True,
+        # airbench's lr 11.5 and wd 0.0153 "per 1024 examples", converted to PyTorch SGD's
+        # conventions for a mean loss: lr = 11.5 / (1 + 1/(1-0.85)); wd x lr = 0.0153 x 1024 / 7851.
+        "lr": 1.5,
+        "weight_decay": 0.00133,
+        "decay_norm_and_bias": True,
+        "bias_lr_scale": 64.0,  # norm biases learn 64x faster, decayed as much per step as weights
+        "schedule": "linear",
+        "warmup_epochs": 2.3,  # 23% of training, from 0.2x to 1x lr, then linear to 0.07x
+        "lr_start_factor": 0.2,
+        "lr_end_factor": 0.07,
+        "label_smoothing": 0.2,
+        "weight_averaging": "lookahead",
+        "flip": True,
+        "alternating_flip": True,  # every image seen mirrored every other epoch (airbench: +0.1-0.2%)
+        "crop_padding": 0.0625,  # random translation by up to 2 px at 32 px
+        "tta": "flip-translate",  # mirrored + 1-px shifted views averaged (airbench: +0.5-0.6%)
+    },
+}
+
+
+def apply_preset(config, explicit: set[str]) -> None:
+    """Set ``config``'s options from its preset, except those in ``explicit``."""
+    if not config.preset:
+        return
+    if config.preset not in PRESETS:
+        raise UserError(f"unknown preset {config.preset!r}; available: {', '.join(PRESETS)}")
+    for key, value in PRESETS[config.preset].items():
+        if key not in explicit:
+            setattr(config, key, value)
