@@ -109,7 +109,8 @@ def test_folder_train_evaluate_predict(tmp_path):
 
     api_pred = imgclf.load(run).predict([new / "a.png"], top_k=2)[0]
     assert api_pred.label == rows["a.png"]["label"]
-    assert api_pred.probability == pytest.approx(float(rows["a.png"]["probability"]), abs=1e-5)
+    # bf16 inference (the default where supported) may differ slightly between batch compositions
+    assert api_pred.probability == pytest.approx(float(rows["a.png"]["probability"]), abs=5e-3)
 
 
 def test_manifest_with_groups_and_metadata(tmp_path):

@@ -53,6 +53,7 @@ def _train_command() -> click.Command:
         click.Option(["--out", "-o"], help="the run directory to create, e.g. runs/NAME [required]"),
         click.Option(["--config", "config_file"], type=click.Path(dir_okay=False), help="read options from a config.yaml (flags given here override it)"),
         click.Option(["--overwrite"], is_flag=True, help="replace an existing run directory at --out"),
+        click.Option(["--resume", "resume"], type=click.Path(file_okay=False), help="continue the interrupted run RUN from its last checkpoint (with --epochs N on a finished run: N more epochs)"),
         *[_option_for(f) for f in TrainConfig.options()],
     ]
     return click.Command("train", params=params, callback=_train, help=_TRAIN_HELP, context_settings=CONTEXT)
@@ -71,13 +72,13 @@ Example:
 """
 
 
-def _train(data, out, config_file, overwrite, **options) -> None:
+def _train(data, out, config_file, overwrite, resume, **options) -> None:
     from . import api
 
     given = {k: v for k, v in options.items() if v is not None}  # only flags actually given override
     if out:
         given["out"] = out
-    result = api.train(data, config=config_file, overwrite=overwrite, **given)
+    result = api.train(data, config=config_file, overwrite=overwrite, resume=resume, **given)
     cfg = result.config
     sizes = result.split_sizes
     click.echo(f"\nTrained {cfg.model} for {result.epochs} epochs in {result.seconds:.0f}s ({result.precision}).")
@@ -226,6 +227,36 @@ def cache_clear(cache_dir) -> None:
 
     root, freed = clear_cache(cache_dir)
     click.echo(f"Cleared {root} ({freed / 1e6:.1f} MB freed).")
+
+
+# --------------------------------------------------------------------------------------- models
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--filter", "filter_text", help="substring or glob of model names, e.g. resnet or 'vit_*'")
+@click.option("--img-size", type=int, help="input size for the FLOPs (default: each model's native size)")
+@click.option("--limit", default=50, show_default=True, help="compute statistics for at most this many models")
+@click.option("--json", "as_json", is_flag=True)
+def models(filter_text, img_size, limit, as_json) -> None:
+    """Architectures `imgclf train --model` accepts: compact nets and timm's zoo."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .models.factory import list_models
+
+    rows = list_models(filter_text, img_size=img_size, limit=limit)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(show_edge=False, pad_edge=False)
+    for col in ("model", "from", "params", "GFLOPs", "size", "notes"):
+        table.add_column(col, justify="right" if col in ("params", "GFLOPs", "size") else "left")
+    for r in rows:
+        params = f"{r['params'] / 1e6:.2f}M" if r["params"] else ""
+        gflops = f"{r['gflops']:.3f}" if r["gflops"] is not None else ""
+        table.add_row(r["name"], r["source"], params, gflops, str(img_size or r["default_img_size"]), r.get("error") or r["description"])
+    Console(width=max(120, Console().width)).print(table)
+    click.echo(f"\n{len(rows)} model(s); more with --filter (timm has {len(__import__('timm').list_models())}).")
 
 
 # ---------------------------------------------------------------------------------------- bench

@@ -104,8 +104,12 @@ class Predictor:
             except OSError as exc:
                 return name, None, f"cannot read file ({exc.strerror or exc})"
 
+        def chunks():  # decode a few batches ahead, never the whole input at once
+            for start in range(0, len(items), 4 * batch_size):
+                yield from pool.map(load, items[start : start + 4 * batch_size])
+
         with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 1) + 2)) as pool:
-            loaded = progress_iter(pool.map(load, items), total=len(items), description="predicting")
+            loaded = progress_iter(chunks(), total=len(items), description="predicting")
             pending: list[tuple[str, np.ndarray | None, str | None]] = []
             for entry in loaded:
                 pending.append(entry)

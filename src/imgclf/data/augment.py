@@ -104,21 +104,26 @@ def _reflect(i: torch.Tensor, size: int) -> torch.Tensor:
     return torch.where(i >= size, 2 * (size - 1) - i, i)
 
 
-def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
+def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator, *, flip: bool = False) -> torch.Tensor:
     """Pad by ``padding`` (reflecting the border) and crop back to size at a random offset per image.
 
     The padding is never materialised: reflected row/column indices gather straight from ``x``.
+    With ``flip``, a random half of the batch is also mirrored within the same gather (reversed
+    column indices), drawing the same random numbers as ``random_flip`` after ``random_crop``.
     """
     if padding <= 0:
-        return x
+        return random_flip(x, generator) if flip else x
     n, h, w, _ = x.shape
     if padding >= min(h, w):
         raise ValueError(f"padding {padding}px must be smaller than the image ({h}x{w})")
     dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=generator.device).to(x.device)
     dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=generator.device).to(x.device)
     rows = _reflect(dy.view(n, 1) - padding + torch.arange(h, device=x.device), h).view(n, h, 1)
-    cols = _reflect(dx.view(n, 1) - padding + torch.arange(w, device=x.device), w).view(n, 1, w)
-    return x[torch.arange(n, device=x.device).view(n, 1, 1), rows, cols]
+    cols = _reflect(dx.view(n, 1) - padding + torch.arange(w, device=x.device), w)
+    if flip:
+        mirror = torch.rand(n, generator=generator, device=generator.device).to(x.device) < 0.5
+        cols = torch.where(mirror.view(n, 1), cols.flip(1), cols)
+    return x[torch.arange(n, device=x.device).view(n, 1, 1), rows, cols.view(n, 1, w)]
 
 
 def random_translate(x: torch.Tensor, pixels: int, generator: torch.Generator) -> torch.Tensor:
@@ -567,13 +572,14 @@ class Augment:
     ) -> torch.Tensor:
         _check_batch(x)
         x = random_warp(x, generator, scale=self.resized_crop, rotation=self.rotation, perspective=self.perspective)
-        if self.padding:
-            x = random_crop(x, self.padding, generator)
+        random_mirror = self.flip and not self.alternating_flip
+        if self.padding:  # crop and random flip in one gather
+            x = random_crop(x, self.padding, generator, flip=random_mirror)
         if self.alternating_flip:
             if indices is None or epoch is None:
                 raise ValueError("alternating_flip needs the batch's dataset indices and the epoch: augment(x, gen, indices, epoch)")
             x = alternating_flip(x, torch.as_tensor(indices), epoch, self.seed)
-        elif self.flip:
+        elif random_mirror and not self.padding:
             x = random_flip(x, generator)
         if self.trivial:
             x = trivial_augment(x, generator)

@@ -15,7 +15,8 @@ import fcntl
 import hashlib
 import os
 import sqlite3
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,8 @@ from .preprocess import Preprocess
 from .sources import Source
 
 FORMAT_VERSION = 1
-_READ_ERROR = "read error"  # sentinel: a transient failure, not cached  # bump when decoding or fitting changes the pixels it produces
+_READ_ERROR = "read error"  # sentinel: a transient failure, not cached
+PROCESS_POOL_MIN = 2000  # below this many images, starting worker processes costs more than it saves  # bump when decoding or fitting changes the pixels it produces
 
 
 def default_cache_dir() -> Path:
@@ -184,19 +186,17 @@ class PixelStore:
             offset=start * self.row_bytes, shape=(len(items), size, size, 3),
         )  # fmt: skip
 
-        def work(i_item):
-            i, (_key, path) = i_item
-            try:
-                out[i] = self.preprocess.load(source.read_bytes(path))
-                return None
-            except DecodeError as exc:
-                return exc.reason
-            except OSError:
-                return _READ_ERROR  # the file vanished or changed after hashing: retry next run
+        if len(items) >= PROCESS_POOL_MIN and (os.cpu_count() or 1) > 1:
+            reasons = self._decode_in_processes(source, items, start, description)
+        else:
 
-        reasons = list(
-            progress_iter(pool.map(work, enumerate(items)), total=len(items), description=description)
-        )
+            def work(i_item):
+                i, (_key, path) = i_item
+                return _decode_into(out, i, source, path, self.preprocess)
+
+            reasons = list(
+                progress_iter(pool.map(work, enumerate(items)), total=len(items), description=description)
+            )
         out.flush()
         result, records = {}, []
         for i, ((key, _path), reason) in enumerate(zip(items, reasons)):
@@ -208,8 +208,55 @@ class PixelStore:
         self._db.commit()
         return result
 
+    def _decode_in_processes(self, source, items, start, description) -> list:
+        """Decoding small images is dominated by Python per-image work, which threads serialise on
+        the GIL; worker processes (one per core) each write their rows straight into the store."""
+        size = self.preprocess.img_size
+        chunk = 256
+        chunks = [list(enumerate(items))[i : i + chunk] for i in range(0, len(items), chunk)]
+        ctx = multiprocessing.get_context("fork")  # workers inherit the source: nothing to pickle
+        args = (source, self.preprocess, str(self.data_path), start * self.row_bytes, (len(items), size, size, 3))
+        reasons: list = [None] * len(items)
+        with ProcessPoolExecutor(os.cpu_count(), mp_context=ctx, initializer=_init_worker, initargs=args) as procs:
+            done = progress_iter(
+                (r for part in procs.map(_decode_chunk, [[(i, p) for i, (_k, p) in c] for c in chunks]) for r in part),
+                total=len(items), description=description,
+            )  # fmt: skip
+            for i, reason in done:
+                reasons[i] = reason
+        return reasons
+
     def close(self):
         self._db.close()
+
+
+def _decode_into(out: np.ndarray, i: int, source: Source, path: str, preprocess: Preprocess):
+    """Decode one image into row ``i`` of ``out``; returns None or the reason it failed."""
+    try:
+        out[i] = preprocess.load(source.read_bytes(path))
+        return None
+    except DecodeError as exc:
+        return exc.reason
+    except OSError:
+        return _READ_ERROR  # the file vanished or changed after hashing: retry next run
+
+
+_worker: dict = {}
+
+
+def _init_worker(source: Source, preprocess: Preprocess, data_path: str, offset: int, shape: tuple) -> None:
+    source.reopen()  # file handles inherited from the parent share its file offsets
+    _worker.update(
+        source=source, preprocess=preprocess,
+        out=np.memmap(data_path, dtype=np.uint8, mode="r+", offset=offset, shape=shape),
+    )  # fmt: skip
+
+
+def _decode_chunk(chunk: list[tuple[int, str]]) -> list[tuple[int, str | None]]:
+    w = _worker
+    result = [(i, _decode_into(w["out"], i, w["source"], path, w["preprocess"])) for i, path in chunk]
+    w["out"].flush()
+    return result
 
 
 def clear_cache(cache_dir: str | os.PathLike | None = None) -> tuple[Path, int]:

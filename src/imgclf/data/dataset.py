@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, UserError
+from ..runs import atomic_write_text
 from .cache import PixelStore
 from .preprocess import Preprocess
 from .sources import SPLITS, Sample, Source, normalize_split, open_source
@@ -88,12 +89,6 @@ class PreparedData:
         for s, sp in zip(self.samples, self.splits):
             w.writerow([s.path, s.label, sp, s.group or "", *(s.meta.get(c, "") for c in meta_cols)])
         atomic_write_text(path, buf.getvalue())
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def read_splits_csv(path: Path) -> dict[str, tuple[str, str, str | None]]:

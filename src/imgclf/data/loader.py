@@ -29,6 +29,7 @@ class BatchLoader:
         seed: int = 0,
         augment: Callable | None = None,
         device: torch.device | str = "cpu",
+        balanced: bool = False,
     ):
         self.split = split
         self.batch_size = batch_size
@@ -36,7 +37,10 @@ class BatchLoader:
         self.drop_last = drop_last and len(split) > batch_size
         self.seed = seed
         self.augment = augment
+        self.balanced = balanced
         self.epoch = 0
+        self.generator: torch.Generator | None = None  # the current epoch's augmentation draws
+        self._resume: tuple[int, torch.Tensor] | None = None
         self.device = torch.device(device)
         self._resident = None
         if self.device.type == "cuda" and split.pixels[:1].nbytes * len(split) <= MAX_RESIDENT_BYTES:
@@ -51,12 +55,28 @@ class BatchLoader:
         """Each epoch has its own, reproducible order and augmentation draws."""
         self.epoch = epoch
 
+    def resume_at(self, batch: int, generator_state: torch.Tensor) -> None:
+        """Make the next pass start at ``batch`` of its epoch with the augmentation generator in
+        ``generator_state`` (as saved mid-epoch), so it continues exactly where it stopped."""
+        self._resume = (batch, generator_state)
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.split)
         rng = np.random.default_rng([self.seed, self.epoch])
-        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        if self.balanced:
+            # Each class equally likely: draw n samples with replacement, weight 1 / class count.
+            counts = np.bincount(self.split.labels)
+            p = 1.0 / counts[self.split.labels]
+            order = rng.choice(n, size=n, replace=True, p=p / p.sum())
+        else:
+            order = rng.permutation(n) if self.shuffle else np.arange(n)
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        for b in range(len(self)):
+        start = 0
+        if self._resume is not None:
+            (start, state), self._resume = self._resume, None
+            gen.set_state(state)
+        self.generator = gen
+        for b in range(start, len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             if self._resident is not None:
                 i = torch.from_numpy(idx).to(self.device, non_blocking=True)

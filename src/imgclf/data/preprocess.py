@@ -76,8 +76,12 @@ def normalize(
     std: tuple[float, ...],
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """uint8 NHWC -> normalised NCHW of ``dtype``, in channels_last memory order (no copy to NCHW)."""
+    """uint8 NHWC -> normalised NCHW of ``dtype``, in channels_last memory order (no copy to NCHW).
+
+    One conversion copy, then in-place arithmetic: this runs on every training batch.
+    """
     x = batch.permute(0, 3, 1, 2).to(torch.float32)
     m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1) * 255.0
-    s = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1) * 255.0
-    return ((x - m) / s).to(dtype)
+    inv = 1.0 / (torch.tensor(std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1) * 255.0)
+    x.sub_(m).mul_(inv)
+    return x if dtype == torch.float32 else x.to(dtype)

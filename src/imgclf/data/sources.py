@@ -74,6 +74,9 @@ class Source:
         unchanged, the content hash computed earlier still holds. Raises OSError if unreadable."""
         raise NotImplementedError
 
+    def reopen(self) -> None:
+        """Drop open file handles (called in a freshly forked worker process)."""
+
     @property
     def has_predefined_splits(self) -> bool:
         return any(s.split for s in self.samples)
@@ -196,6 +199,9 @@ class ZipSource(Source):
         if zf is None:
             zf = self._local.zf = zipfile.ZipFile(self.path)
         return zf
+
+    def reopen(self) -> None:
+        self._local = threading.local()
 
     def read_bytes(self, path: str) -> bytes:
         try:

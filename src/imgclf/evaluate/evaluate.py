@@ -54,7 +54,7 @@ def evaluate(run: str | os.PathLike, *, data: str | None = None, split: str = "t
             s.split = split  # all of the new data is evaluated
     prepared = prepare(
         source, predictor.preprocess, splits_from=splits_from, classes=predictor.classes,
-        only_splits=only, val_fraction=0.0, test_fraction=0.0,
+        only_splits=only, val_fraction=0.0, test_fraction=0.0, cache_dir=config.get("cache_dir"),
     )  # fmt: skip
     part = prepared.split(split)
     probs = predictor.batch_probabilities(x for x, _ in BatchLoader(part, batch_size))

@@ -38,6 +38,49 @@ class SimpleCNN(nn.Module):
         return self.fc(self.drop(torch.flatten(self.pool(self.features(x)), 1)))
 
 
+class LeNet5(nn.Module):
+    """LeCun et al. (1998), with ReLU and max-pooling as usually taught today; the 32x32 input of
+    the original is kept by adaptive pooling before the classifier, so any size works."""
+
+    def __init__(self, num_classes: int, in_chans: int = 3):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_chans, 6, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.AdaptiveAvgPool2d(5),
+        )  # fmt: skip
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(16 * 25, 120), nn.ReLU(inplace=True), nn.Linear(120, 84), nn.ReLU(inplace=True),
+        )  # fmt: skip
+        self.fc = nn.Linear(84, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.classifier(self.features(x)))
+
+
+class AlexNetSmall(nn.Module):
+    """AlexNet's shape (five convolutions, three of them stacked, then two wide dropout layers)
+    scaled for small images: 3x3 kernels and stride 1 instead of an 11x11 stride-4 stem."""
+
+    def __init__(self, num_classes: int, in_chans: int = 3, drop_rate: float = 0.5):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_chans, 64, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(64, 192, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True), nn.AdaptiveMaxPool2d(2),
+        )  # fmt: skip
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Dropout(drop_rate), nn.Linear(256 * 4, 1024), nn.ReLU(inplace=True),
+            nn.Dropout(drop_rate), nn.Linear(1024, 1024), nn.ReLU(inplace=True),
+        )  # fmt: skip
+        self.fc = nn.Linear(1024, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.classifier(self.features(x)))
+
+
 class _FrozenScaleBN(nn.BatchNorm2d):
     """Batch norm with its scale fixed at 1 (only the shift is learned): with GELU after it and
     the net's output scaled down, a learnable scale only adds noise (airbench's finding)."""
@@ -123,6 +166,8 @@ class FastCNN(nn.Module):
 # name -> (builder(num_classes, in_chans, **kw), default image size, one-line description)
 COMPACT_MODELS: dict[str, tuple[Callable[..., nn.Module], int, str]] = {
     "simple_cnn": (SimpleCNN, 32, "3-block conv net (32/64/128), any input size; the quick default"),
+    "lenet5": (LeNet5, 32, "LeNet-5 (1998): two 5x5 conv layers and three dense layers; digits-sized inputs"),
+    "alexnet_small": (AlexNetSmall, 32, "AlexNet's five-conv layout with 3x3 kernels, for small images"),
     "fast_cnn": (FastCNN, 32, "airbench94-style net (whitened stem, 64/256/256): the fast-small preset's model"),
     "fast_cnn_wide": (
         lambda num_classes, **kw: FastCNN(num_classes, widths=(128, 384, 384), **kw),

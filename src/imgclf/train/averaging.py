@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -31,6 +33,43 @@ class Lookahead:
         for k, slow in self.slow.items():
             slow.lerp_(state[k], 1.0 - decay)
             state[k].copy_(slow)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return dict(self.slow)
+
+
+class EMA:
+    """An exponential moving average of the weights (and batch-norm statistics), kept beside the
+    training weights: evaluated and saved in their place when on. ``decay`` is per step; early
+    steps use a smaller one (timm's warmup, (1 + n) / (10 + n)) so the average does not remember
+    the random initialisation."""
+
+    def __init__(self, model: nn.Module, decay: float = 0.999):
+        self.decay, self.updates = decay, 0
+        self.slow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        state = model.state_dict()
+        for k, slow in self.slow.items():
+            slow.lerp_(state[k], 1.0 - d)
+
+    @contextmanager
+    def applied(self, model: nn.Module):
+        """Within the block, ``model`` holds the averaged weights; afterwards its own again."""
+        state = model.state_dict()
+        backup = {k: state[k].detach().clone() for k in self.slow}
+        with torch.no_grad():
+            for k, v in self.slow.items():
+                state[k].copy_(v)
+        try:
+            yield model
+        finally:
+            with torch.no_grad():
+                for k, v in backup.items():
+                    state[k].copy_(v)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return dict(self.slow)

@@ -1,0 +1,126 @@
+"""Exact resume: a run killed part-way through an epoch and resumed ends with the weights of an
+uninterrupted run; a crash during a checkpoint write leaves the previous checkpoint loadable; a
+finished run can be extended."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import load_file
+from synth import make_folder
+
+import imgclf
+from imgclf.errors import UserError
+from imgclf.train import checkpoint as ckpt
+
+pytestmark = pytest.mark.slow
+
+# Options that put state everywhere: momentum, lookahead, mixup's generator, dropout, augmentation.
+OPTIONS = ["--model", "simple_cnn", "--epochs", "3", "--batch-size", "8", "--optimizer", "sgd", "--lr", "0.05",
+           "--weight-averaging", "lookahead", "--mixup", "0.4", "--label-smoothing", "0.1",
+           "--checkpoint-every", "5", "--precision", "fp32", "--seed", "3"]  # fmt: skip
+
+
+def imgclf_cmd(*args) -> list[str]:
+    return [sys.executable, "-m", "imgclf", *map(str, args)]
+
+
+def weights(run: Path) -> dict[str, np.ndarray]:
+    return load_file(run / "model" / "model.safetensors")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_folder(tmp_path_factory.mktemp("resume") / "d", classes=("circle", "square", "triangle", "cross"), per_class=250)
+
+
+def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(data, tmp_path):
+    env = {**os.environ, "IMGCLF_CACHE_DIR": str(tmp_path / "cache")}
+    subprocess.run(imgclf_cmd("train", data, "--out", tmp_path / "full", *OPTIONS), check=True, env=env, capture_output=True)
+
+    victim = tmp_path / "killed"
+    proc = subprocess.Popen(imgclf_cmd("train", data, "--out", victim, *OPTIONS), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    index = victim / "checkpoints" / "last.json"
+    deadline = time.monotonic() + 120
+    state = {}
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            state = json.loads(index.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            state = {}
+        if state.get("epoch", 0) >= 2 and state.get("batch_in_epoch", 0) > 0:
+            break
+        time.sleep(0.005)
+    assert proc.poll() is None, "training finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = json.loads(index.read_text())
+    assert killed_at["batch_in_epoch"] > 0  # the checkpoint it resumes from is mid-epoch
+
+    out = subprocess.run(imgclf_cmd("train", "--resume", victim), check=True, env=env, capture_output=True, text=True)
+    assert "resuming" in out.stderr
+    full, resumed = weights(tmp_path / "full"), weights(victim)
+    assert full.keys() == resumed.keys()
+    for k in full:
+        np.testing.assert_array_equal(full[k], resumed[k], err_msg=k)
+    a = [json.loads(l) for l in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    b = [json.loads(l) for l in (victim / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in b] == [1, 2, 3]  # no epoch logged twice
+    assert a[-1]["val_accuracy"] == b[-1]["val_accuracy"] and a[-1]["step"] == b[-1]["step"]
+
+
+def test_a_crash_during_a_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    ckpt.save_checkpoint(tmp_path, "last", model=model, optimizer=opt, extra_tensors={}, meta={"step": 1, "epoch": 1})
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def dies_half_way(tensors, filename):
+        with open(filename, "wb") as fh:
+            fh.write(b"\0" * 100)  # part of a file, then the process "dies"
+        raise KeyboardInterrupt
+
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    monkeypatch.setattr(ckpt, "save_file", dies_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save_checkpoint(tmp_path, "last", model=model, optimizer=opt, extra_tensors={}, meta={"step": 2, "epoch": 1})
+    monkeypatch.undo()
+    tensors, optim_state, meta = ckpt.load_checkpoint(tmp_path, "last")
+    assert meta["step"] == 1
+    assert torch.equal(ckpt.model_state(tensors)["weight"], before["weight"])
+    restored = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    restored.load_state_dict(optim_state)
+    assert torch.equal(restored.state_dict()["state"][0]["momentum_buffer"], opt.state_dict()["state"][0]["momentum_buffer"])
+
+
+def test_checkpoints_are_not_pickles(data, tmp_path):
+    imgclf.train(data, out=tmp_path / "run", epochs=1, batch_size=64)
+    files = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert {"last.json", "best.json"} <= set(files)
+    assert all(f.endswith((".json", ".safetensors")) for f in files)
+
+
+def test_a_finished_run_is_extended_and_options_cannot_change(data, tmp_path):
+    run = tmp_path / "run"
+    imgclf.train(data, out=run, epochs=1, batch_size=64)
+    with pytest.raises(UserError, match="--epochs"):
+        imgclf.train(resume=run)
+    with pytest.raises(UserError, match="cannot change --lr"):
+        imgclf.train(resume=run, epochs=1, lr=0.1)
+    result = imgclf.train(resume=run, epochs=2)
+    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3] and result.epochs == 3
+    assert rows[1]["lr"] > rows[0]["lr"]  # a new cycle: the learning rate rose again after the first run's decay
+    assert json.loads((run / "checkpoints" / "last.json").read_text())["step"] == rows[-1]["step"]
