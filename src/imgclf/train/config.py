@@ -24,6 +24,10 @@ class TrainConfig:
     time: str | None = field(default=None, metadata={"help": "a time budget instead of --epochs, e.g. 10m: the schedule is planned to end within it (data preparation included)"})
     img_size: int | None = field(default=None, metadata={"help": "input size in pixels (default: the model's native size, 32 for compact nets, 224 for most timm)"})
     batch_size: int = field(default=64, metadata={"help": "images per optimiser step"})
+    pretrained: str | None = field(default=None, metadata={"help": "start from weights: a .safetensors/.pth/.bin file, a previous run directory, or timm (from the local Hugging Face cache)"})
+    freeze: str = field(default="none", metadata={"help": "none | head-only (backbone frozen) | gradual (head first, then unfreeze one block per epoch from the top)"})
+    freeze_epochs: int = field(default=1, metadata={"help": "epochs of training the head alone before --freeze gradual unfreezes"})
+    layer_decay: float = field(default=1.0, metadata={"help": "discriminative learning rates: each backbone block below the head gets this factor more (1: off)"})
     optimizer: str = field(default="adamw", metadata={"help": "adamw | adam | sgd (Nesterov momentum) | rmsprop"})
     lr: float = field(default=2e-3, metadata={"help": "peak learning rate, reached after warmup"})
     momentum: float = field(default=0.9, metadata={"help": "momentum of sgd and rmsprop"})
@@ -94,6 +98,9 @@ class TrainConfig:
             (self.tta in ("none", "flip", "flip-translate"), "--tta must be none, flip or flip-translate"),
             (self.auto_augment in ("none", "trivial", "rand"), "--auto-augment must be none, trivial or rand"),
             (self.loss in ("ce", "focal"), "--loss must be ce or focal"),
+            (self.freeze in ("none", "head-only", "gradual"), "--freeze must be none, head-only or gradual"),
+            (self.freeze_epochs >= 0, "--freeze-epochs must not be negative"),
+            (0 < self.layer_decay <= 1, "--layer-decay must be in (0, 1]"),
             (self.monitor in ("val_accuracy", "val_balanced_accuracy", "val_loss"), "--monitor must be val_accuracy, val_balanced_accuracy or val_loss"),
             (self.early_stopping >= 0, "--early-stopping must not be negative"),
             (self.checkpoint_every >= 0, "--checkpoint-every must not be negative"),

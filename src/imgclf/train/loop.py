@@ -27,6 +27,7 @@ from ..device import autocast, pick_device, pick_precision
 from ..errors import DataError, UserError
 from ..models import create_model, default_img_size, is_known
 from ..models.bundle import save_bundle
+from ..models.pretrained import Freezer, backbone_groups, load_pretrained
 from ..models.infer import logits_for_batches
 from ..progress import log, make_progress
 from ..runs import Run, append_jsonl, atomic_write_text, write_json, write_yaml
@@ -105,6 +106,20 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, e
         pick = np.random.default_rng(cfg.seed).choice(len(train_split), min(5000, len(train_split)), replace=False)
         sample = train_split.pixels[np.sort(train_split.rows[pick])]
         model.data_init(normalize(torch.from_numpy(sample).to(device), preprocess.mean, preprocess.std))
+    pretrained = None
+    if cfg.pretrained and not resume:
+        pretrained = load_pretrained(model, cfg.pretrained, architecture=cfg.model)
+        log(
+            f"pretrained: {len(pretrained['loaded'])} tensors from {cfg.pretrained}; "
+            f"{len(pretrained['initialised'])} new (the head for {len(data.classes)} classes), "
+            f"{len(pretrained['skipped'])} not used"
+        )
+        write_json(run.root / "pretrained.json", pretrained)
+    freezer = Freezer(model, cfg.freeze, cfg.freeze_epochs)
+    lr_scales = None
+    if cfg.layer_decay < 1:
+        groups = backbone_groups(model)
+        lr_scales = {id(p): cfg.layer_decay ** (len(groups) - i) for i, g in enumerate(groups) for p in g}
 
     augment = augment_from_config(cfg)
     loader = BatchLoader(
@@ -114,7 +129,7 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, e
     # The compiled module shares its parameters with ``model``: the optimiser, weight averaging
     # and the saved bundle all work on ``model`` itself.
     step_model = torch.compile(model) if cfg.compile else model
-    optimizer = make_optimizer(model, cfg)
+    optimizer = make_optimizer(model, cfg, lr_scales)
     plan = StepPlan(len(loader), cfg.epochs, parse_duration(cfg.time) if cfg.time else None, t_start)
     warmup = int(cfg.warmup_epochs * len(loader))
     st = TrainState()
@@ -202,6 +217,9 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, e
             loader.set_epoch(epoch)
             if hasattr(model, "set_epoch"):
                 model.set_epoch(epoch - 1)
+            change = freezer.apply(epoch)
+            if change:
+                log(f"epoch {epoch}: {change}")
 
             def on_step(loss_fn) -> bool:
                 """After each optimiser step; returns True when training must stop."""
@@ -221,7 +239,8 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, e
                 return st.step >= plan.total
 
             train_loss, train_acc = train_one_epoch(
-                step_model, loader, optimizer, scheduler, criterion, preprocess, device, precision, on_step=on_step, mixer=mixer
+                step_model, loader, optimizer, scheduler, criterion, preprocess, device, precision, on_step=on_step, mixer=mixer,
+                after_train_mode=freezer.freeze_norm_stats,
             )
             st.batch_in_epoch = 0
             plan.replan(st.step)
@@ -247,7 +266,7 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, e
                 if improved:
                     save_bundle(
                         model, run.model_dir, **bundle_meta,
-                        extra={"epoch": epoch, "val_accuracy": record.get("val_accuracy"), "tta": cfg.tta},
+                        extra={"epoch": epoch, "val_accuracy": record.get("val_accuracy"), "tta": cfg.tta, "pretrained": cfg.pretrained},
                     )  # fmt: skip
             append_jsonl(run.metrics, record)
             stop = cfg.early_stopping and "val_accuracy" in record and epoch - st.best_epoch >= cfg.early_stopping
@@ -281,10 +300,14 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, e
     )
 
 
-def train_one_epoch(model, loader, optimizer, scheduler, criterion, preprocess, device, precision, on_step=None, mixer=None):
+def train_one_epoch(
+    model, loader, optimizer, scheduler, criterion, preprocess, device, precision, on_step=None, mixer=None, after_train_mode=None
+):
     """One pass over ``loader``; returns (mean loss, accuracy). Losses stay on the device until
     the end of the epoch, so a GPU never waits for the host."""
     model.train()
+    if after_train_mode is not None:
+        after_train_mode()  # e.g. frozen blocks keep their batch-norm statistics
     total_loss = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0

@@ -9,7 +9,15 @@ from torch import nn
 _NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 
 
-def param_groups(model: nn.Module, lr: float, weight_decay: float, *, decay_norm_and_bias: bool = False, bias_lr_scale: float = 1.0) -> list[dict]:
+def param_groups(
+    model: nn.Module,
+    lr: float,
+    weight_decay: float,
+    *,
+    decay_norm_and_bias: bool = False,
+    bias_lr_scale: float = 1.0,
+    lr_scales: dict[int, float] | None = None,
+) -> list[dict]:
     """Split parameters into weights (matrices, kernels), normalisation parameters and other
     vectors (biases).
 
@@ -17,7 +25,8 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float, *, decay_norm
     normalisation. Normalisation parameters learn ``bias_lr_scale`` x faster; with
     ``decay_norm_and_bias`` their decay is divided by the same factor, so they shrink by the
     same fraction per step as the weights. Frozen parameters are left out, except vectors whose
-    training a model switches on and off by epoch (``requires_grad`` toggled).
+    training a model switches on and off by epoch (``requires_grad`` toggled). ``lr_scales``
+    (parameter id -> factor) gives layer-wise learning rates.
     """
     norm_params = {id(p) for m in model.modules() if isinstance(m, _NORMS) for p in m.parameters(recurse=False)}
     weights, norms, vectors = [], [], []
@@ -28,18 +37,22 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float, *, decay_norm
         else:
             (norms if id(p) in norm_params else vectors).append(p)
     vector_decay = weight_decay if decay_norm_and_bias else 0.0
-    groups = [
-        {"params": weights, "lr": lr, "weight_decay": weight_decay},
-        {"params": norms, "lr": lr * bias_lr_scale, "weight_decay": vector_decay / bias_lr_scale},
-        {"params": vectors, "lr": lr, "weight_decay": vector_decay},
-    ]
-    return [g for g in groups if g["params"]]
+    kinds = [(weights, 1.0, weight_decay), (norms, bias_lr_scale, vector_decay / bias_lr_scale), (vectors, 1.0, vector_decay)]
+    groups: dict[tuple, dict] = {}
+    for params, scale, decay in kinds:
+        for p in params:
+            layer = (lr_scales or {}).get(id(p), 1.0)
+            # As in timm's layer decay, only the rate is scaled: lower layers also decay less.
+            key = (scale, decay, layer)
+            groups.setdefault(key, {"params": [], "lr": lr * scale * layer, "weight_decay": decay})["params"].append(p)
+    return list(groups.values())
 
 
-def make_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, cfg, lr_scales: dict[int, float] | None = None) -> torch.optim.Optimizer:
     groups = param_groups(
-        model, cfg.lr, cfg.weight_decay, decay_norm_and_bias=cfg.decay_norm_and_bias, bias_lr_scale=cfg.bias_lr_scale
-    )
+        model, cfg.lr, cfg.weight_decay, decay_norm_and_bias=cfg.decay_norm_and_bias, bias_lr_scale=cfg.bias_lr_scale,
+        lr_scales=lr_scales,
+    )  # fmt: skip
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
     if cfg.optimizer == "adam":

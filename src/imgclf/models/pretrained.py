@@ -1,0 +1,164 @@
+"""Transfer learning: start from existing weights, replace the head, freeze and unfreeze.
+
+Weights come from a local file (``.safetensors``, or ``.pth``/``.pt``/``.bin`` read with
+``weights_only=True``), a previous imgclf run, or ``timm`` (timm's published weights, read from
+the local Hugging Face cache only: imgclf never downloads at training time). Tensors whose name
+and shape fit the new model are loaded unchanged; the rest (the old classifier head) are
+reported and left freshly initialised.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import timm
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from ..errors import UserError
+from .bundle import read_bundle_meta
+
+
+def load_pretrained(model: nn.Module, source: str, *, architecture: str) -> dict:
+    """Load ``source`` into ``model`` where names and shapes fit; returns what was loaded."""
+    state = _read(source, architecture)
+    own = model.state_dict()
+    fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not fits:
+        raise UserError(
+            f"none of the {len(state)} tensors in {source} fit {architecture}; "
+            "pretrained weights must come from the same architecture"
+        )
+    model.load_state_dict(fits, strict=False)
+    return {
+        "source": source,
+        "loaded": sorted(fits),
+        "skipped": sorted(k for k in state if k not in fits),  # e.g. the old head, other classes
+        "initialised": sorted(k for k in own if k not in fits),
+    }
+
+
+def _read(source: str, architecture: str) -> dict[str, torch.Tensor]:
+    if source == "timm":
+        return _from_hf_cache(architecture)
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise UserError(f"--pretrained {source}: no such file or run directory")
+    if path.is_dir():
+        bundle = path / "model" if (path / "model" / "model.json").exists() else path
+        meta = read_bundle_meta(bundle)
+        if meta["architecture"] != architecture:
+            raise UserError(
+                f"--pretrained {source} holds a {meta['architecture']}, not a {architecture}; "
+                f"train with --model {meta['architecture']} to start from it"
+            )
+        return load_file(str(bundle / "model.safetensors"))
+    if path.suffix == ".safetensors":
+        return load_file(str(path))
+    if path.suffix in (".pth", ".pt", ".bin"):
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle code
+        except Exception as exc:  # noqa: BLE001 - a pickle with code objects, a damaged file
+            raise UserError(f"cannot read {source} as plain weights ({str(exc).splitlines()[0]})") from None
+        for key in ("state_dict", "model", "model_state_dict"):
+            if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+                obj = obj[key]
+        if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
+            raise UserError(f"{source} does not hold a state dict of tensors")
+        return {k.removeprefix("module."): v for k, v in obj.items()}
+    raise UserError(f"--pretrained {source}: expected a .safetensors/.pth/.bin file, a run directory or 'timm'")
+
+
+def _from_hf_cache(architecture: str) -> dict[str, torch.Tensor]:
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    cfg = timm.get_pretrained_cfg(architecture) if timm.is_model(architecture) else None
+    repo = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+    if not repo:
+        raise UserError(f"timm publishes no pretrained weights for {architecture!r}; use a local file or a run")
+    for filename in ("model.safetensors", "pytorch_model.bin"):
+        found = try_to_load_from_cache(repo, filename)
+        if isinstance(found, str):
+            return _read(found, architecture)
+    raise UserError(
+        f"timm's weights for {architecture} ({repo}) are not in the Hugging Face cache "
+        f"({constants.HF_HUB_CACHE}); download them where there is internet "
+        f"(`huggingface-cli download {repo}`) and copy that cache here, or pass a local file: "
+        "--pretrained path/to/model.safetensors"
+        + (" (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else "")
+    )
+
+
+def head_module(model: nn.Module) -> nn.Module:
+    """The classifier head that transfer learning replaces and trains first."""
+    if hasattr(model, "get_classifier"):
+        return model.get_classifier()
+    if hasattr(model, "fc"):
+        return model.fc
+    raise UserError(f"{type(model).__name__} has no identifiable classifier head to train alone")
+
+
+def backbone_groups(model: nn.Module) -> list[list[nn.Parameter]]:
+    """The backbone's parameters in blocks, input first: timm's own grouping (its layer-decay
+    groups), or the model's top-level children for imgclf's compact nets."""
+    head = {id(p) for p in head_module(model).parameters()}
+    if hasattr(model, "group_matcher"):
+        from timm.models import group_parameters
+
+        named = dict(model.named_parameters())
+        grouped = group_parameters(model, model.group_matcher(coarse=True))
+        groups = [[named[n] for n in names if id(named[n]) not in head] for _, names in sorted(grouped.items())]
+    else:
+        groups = [[p for p in child.parameters() if id(p) not in head] for child in model.children()]
+    return [g for g in groups if g]
+
+
+class Freezer:
+    """``none`` | ``head-only`` (the backbone stays frozen: a linear probe) | ``gradual`` (the head
+    alone for ``head_epochs``, then one more backbone block per epoch, from the top down).
+
+    Frozen blocks keep their batch-norm statistics: their norm layers stay in eval mode. Parameters
+    a model freezes by design (fast_cnn's whitening stem) are never unfrozen.
+    """
+
+    def __init__(self, model: nn.Module, mode: str, head_epochs: int = 1):
+        self.model, self.mode, self.head_epochs = model, mode, head_epochs
+        self.head = list(head_module(model).parameters()) if mode != "none" else []
+        self.groups = backbone_groups(model) if mode != "none" else []
+        self.trainable_by_design = {id(p) for p in model.parameters() if p.requires_grad}
+        self.frozen: set[int] = set()
+
+    def frozen_groups(self, epoch: int) -> int:
+        """How many backbone blocks (from the bottom) are frozen in ``epoch`` (1-based)."""
+        if self.mode == "none":
+            return 0
+        if self.mode == "head-only":
+            return len(self.groups)
+        return max(0, len(self.groups) - max(0, epoch - self.head_epochs))
+
+    def apply(self, epoch: int) -> str | None:
+        """Set requires_grad for ``epoch``; returns a description when something changed."""
+        if self.mode == "none":
+            return None
+        n = self.frozen_groups(epoch)
+        frozen = {id(p) for g in self.groups[:n] for p in g}
+        changed = frozen != self.frozen
+        self.frozen = frozen
+        for p in self.model.parameters():
+            if id(p) in self.trainable_by_design:
+                p.requires_grad_(id(p) not in frozen)
+        if changed:
+            return f"backbone: {n} of {len(self.groups)} blocks frozen" if n else "backbone: all blocks trainable"
+        return None
+
+    def freeze_norm_stats(self) -> None:
+        """After ``model.train()``: norm layers whose parameters are all frozen stop updating."""
+        if not self.frozen:
+            return
+        for m in self.model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                params = list(m.parameters(recurse=False))
+                if params and all(id(p) in self.frozen for p in params):
+                    m.eval()
