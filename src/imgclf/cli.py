@@ -44,7 +44,8 @@ def _option_for(f) -> click.Option:
         base = eval(base, {"int": int, "float": float, "str": str, "None": None})  # noqa: S307 - our own annotations
     args = [a for a in typing.get_args(base) if a is not type(None)] if isinstance(base, types.UnionType) else [base]
     show = "none" if f.default is None else f.default
-    return click.Option([flag, f.name], type=args[0], default=None, help=f"{help_text} [default: {show}]")
+    kind = str if f.name == "lr" else args[0]  # a number or "auto"
+    return click.Option([flag, f.name], type=kind, default=None, help=f"{help_text} [default: {show}]")
 
 
 def _train_command() -> click.Command:
@@ -95,6 +96,28 @@ def _train(data, out, config_file, overwrite, resume, **options) -> None:
 cli.add_command(_train_command())
 
 
+@cli.command("lr-find", context_settings=CONTEXT)
+@click.argument("data")
+@click.option("--plot", default="lr_find.png", show_default=True, type=click.Path(dir_okay=False), help="where to save the loss-against-lr plot")
+@click.option("--steps", default=100, show_default=True, help="steps of the range test")
+@click.option("--start-lr", default=1e-7, show_default=True)
+@click.option("--end-lr", default=10.0, show_default=True)
+def lr_find_command(data, plot, steps, start_lr, end_lr, **options) -> None:
+    """The learning-rate range test: a suggested --lr for `imgclf train` with the same options."""
+    from .train.lr_find import lr_find
+
+    cfg = TrainConfig(data=data, out="-", **{k: v for k, v in options.items() if v is not None and k != "lr"})
+    cfg.validate()
+    result = lr_find(cfg, start_lr=start_lr, end_lr=end_lr, steps=steps, plot=plot)
+    click.echo(f"Suggested learning rate: {result.suggestion:.3g} (plot: {result.plot})")
+    click.echo(f"Next: imgclf train {data} --lr {result.suggestion:.3g} ...  (or --lr auto to run this first)")
+
+
+for _f in TrainConfig.options():
+    if _f.name != "lr":
+        lr_find_command.params.append(_option_for(_f))
+
+
 # ------------------------------------------------------------------------------------- evaluate
 
 
@@ -113,8 +136,13 @@ def evaluate(run, data, split) -> None:
     click.echo(f"accuracy {m['accuracy']:.4f}" + "".join(f"  {k} {m[k]:.4f}" for k in ("top3_accuracy", "top5_accuracy") if k in m))
     click.echo(f"macro    precision {m['macro_precision']:.4f}  recall {m['macro_recall']:.4f}  F1 {m['macro_f1']:.4f}")
     click.echo(f"weighted precision {m['weighted_precision']:.4f}  recall {m['weighted_recall']:.4f}  F1 {m['weighted_f1']:.4f}")
-    if "roc_auc" in m:
-        click.echo(f"ROC AUC  {m['roc_auc']:.4f}")
+    if "binary" in m:
+        b = m["binary"]
+        click.echo(
+            f"binary   positive class {b['positive_class']!r}: precision {b['precision']:.4f}  recall (sensitivity) "
+            f"{b['recall']:.4f}  specificity {b['specificity']:.4f}  F1 {b['f1']:.4f}"
+            + (f"  ROC AUC {b['roc_auc']:.4f}  average precision {b['average_precision']:.4f}" if "roc_auc" in b else "")
+        )
     click.echo(f"\nWrote metrics.json, confusion_matrix.csv/.png, per_class.csv, predictions.csv to {res.eval_dir}")
     click.echo(f"Next: imgclf predict {run} path/to/images")
 

@@ -40,21 +40,31 @@ def pick_device(requested: str = "auto") -> torch.device:
 
 
 def pick_precision(requested: str, device: torch.device, flags: frozenset[str] | None = None) -> tuple[str, str]:
-    """Return (precision, why) for ``requested`` in auto | fp32 | bf16."""
+    """Return (precision, why) for ``requested`` in auto | fp32 | bf16 | fp16."""
     if requested == "fp32":
         return "fp32", "requested"
+    if requested == "fp16":
+        if device.type == "cuda":
+            return "fp16", "requested (with loss scaling)"
+        return "fp16", "requested (with loss scaling); warning: fp16 on a CPU is slow, bf16 is the fast choice where supported"
     if device.type == "cuda":
         supported = torch.cuda.is_bf16_supported()
         why = "GPU supports bf16" if supported else "GPU lacks bf16"
     else:
+        flags = cpu_flags() if flags is None else flags
         supported = cpu_has_fast_bf16(flags)
-        why = "CPU has AMX/AVX-512 BF16" if supported else "CPU lacks AMX/AVX-512 BF16 (bf16 would be emulated)"
+        names = {"amx_bf16": "AMX-BF16", "avx512_bf16": "AVX-512 BF16"}
+        have = [v for k, v in names.items() if k in flags]
+        why = f"CPU has {' and '.join(have)}" if supported else "CPU lacks AMX and AVX-512 BF16 (bf16 would be emulated)"
     if requested == "bf16":
         return "bf16", "requested" + ("" if supported else f"; warning: {why}, expect it to be slow")
     return ("bf16" if supported else "fp32"), why
 
 
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def autocast(device: torch.device, precision: str):
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    if precision in AUTOCAST_DTYPES:
+        return torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES[precision])
     return nullcontext()

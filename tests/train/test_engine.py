@@ -230,3 +230,8 @@ def test_ema_run_saves_the_averaged_weights(tmp_path):
     avg = {k[len("avg."):]: v for k, v in tensors.items() if k.startswith("avg.")}
     key = "fc.weight"
     assert torch.equal(saved[key], avg[key]) and not torch.equal(saved[key], live[key])
+
+
+def test_fp16_is_honoured_with_a_warning_on_cpu():
+    precision, why = pick_precision("fp16", CPU, frozenset({"avx512_bf16"}))
+    assert precision == "fp16" and "warning" in why

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import (
     accuracy_score,
+    average_precision_score,
     classification_report,
     confusion_matrix,
     precision_recall_fscore_support,
@@ -41,7 +42,20 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, classes: list[
     out["classification_report"] = classification_report(
         y_true, y_pred, labels=labels, target_names=classes, digits=4, zero_division=0
     )
-    if len(classes) == 2 and len(set(y_true.tolist())) == 2:
-        # Binary problems: the positive class is the second one (classes are sorted).
-        out["roc_auc"] = float(roc_auc_score(y_true, probs[:, 1]))
+    if len(classes) == 2:
+        # Binary problems: the positive class is the second one in the (sorted) class list.
+        p1, r1, f1, _ = precision_recall_fscore_support(y_true, y_pred, labels=[1], average=None, zero_division=0)
+        tn, fp, fn, tp = confusion_matrix(y_true, y_pred, labels=[0, 1]).ravel()
+        out["binary"] = {
+            "positive_class": classes[1],
+            "precision": float(p1[0]),
+            "recall": float(r1[0]),  # sensitivity
+            "f1": float(f1[0]),
+            "specificity": float(tn / (tn + fp)) if tn + fp else 0.0,
+            "true_positives": int(tp), "false_positives": int(fp), "true_negatives": int(tn), "false_negatives": int(fn),
+        }  # fmt: skip
+        if len(set(y_true.tolist())) == 2:  # both classes present: threshold-free scores
+            out["roc_auc"] = float(roc_auc_score(y_true, probs[:, 1]))
+            out["binary"]["roc_auc"] = out["roc_auc"]
+            out["binary"]["average_precision"] = float(average_precision_score(y_true, probs[:, 1]))
     return out

@@ -29,7 +29,7 @@ class TrainConfig:
     freeze_epochs: int = field(default=1, metadata={"help": "epochs of training the head alone before --freeze gradual unfreezes"})
     layer_decay: float = field(default=1.0, metadata={"help": "discriminative learning rates: each backbone block below the head gets this factor more (1: off)"})
     optimizer: str = field(default="adamw", metadata={"help": "adamw | adam | sgd (Nesterov momentum) | rmsprop"})
-    lr: float = field(default=2e-3, metadata={"help": "peak learning rate, reached after warmup"})
+    lr: float | str = field(default=2e-3, metadata={"help": "peak learning rate, reached after warmup; auto: run the LR range test first (see imgclf lr-find)"})
     momentum: float = field(default=0.9, metadata={"help": "momentum of sgd and rmsprop"})
     nesterov: bool = field(default=True, metadata={"help": "Nesterov momentum for sgd"})
     weight_decay: float = field(default=0.05, metadata={"help": "decoupled for adamw, L2 for the others"})
@@ -67,7 +67,7 @@ class TrainConfig:
     test_fraction: float = field(default=0.1, metadata={"help": "used when the data has no predefined test split"})
     group_column: str | None = field(default=None, metadata={"help": "keep each value of this manifest column in one split"})
     seed: int = field(default=0, metadata={"help": "seeds the split, initialisation, order and augmentation"})
-    precision: str = field(default="auto", metadata={"help": "auto | fp32 | bf16: auto picks bf16 autocast where the hardware supports it"})
+    precision: str = field(default="auto", metadata={"help": "auto | fp32 | bf16 | fp16: auto picks bf16 autocast where the hardware supports it; fp16 uses loss scaling"})
     checkpoint_every: int = field(default=0, metadata={"help": "also checkpoint every this many steps within an epoch (0: at epoch ends only)"})
     compile: bool = field(default=False, metadata={"help": "torch.compile the model: slower start, faster steps where it helps (see BENCHMARKS.md)"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
@@ -78,16 +78,21 @@ class TrainConfig:
             raise UserError("no data given: pass a folder, zip, manifest or builtin:digits")
         if not self.out:
             raise UserError("no output folder given: pass --out runs/NAME")
+        if isinstance(self.lr, str) and self.lr != "auto":
+            try:
+                self.lr = float(self.lr)
+            except ValueError:
+                raise UserError(f"--lr {self.lr!r}: give a number or auto") from None
         checks = [
             (self.epochs >= 1, "--epochs must be at least 1"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
-            (self.lr > 0, "--lr must be positive"),
+            (self.lr == "auto" or self.lr > 0, "--lr must be positive (or auto)"),
             (self.img_size is None or 8 <= self.img_size <= 2048, "--img-size must be between 8 and 2048"),
             (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1, "split fractions must be in [0, 1)"),
             (self.val_fraction + self.test_fraction < 1, "val and test fractions must leave images for training"),
             (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
             (0 <= self.crop_padding <= 0.5, "--crop-padding must be in [0, 0.5]"),
-            (self.precision in ("auto", "fp32", "bf16"), "--precision must be auto, fp32 or bf16"),
+            (self.precision in ("auto", "fp32", "bf16", "fp16"), "--precision must be auto, fp32, bf16 or fp16"),
             (self.device in ("auto", "cpu", "cuda"), "--device must be auto, cpu or cuda"),
             (self.optimizer in ("adamw", "adam", "sgd", "rmsprop"), "--optimizer must be adamw, adam, sgd or rmsprop"),
             (self.schedule in ("cosine", "linear", "onecycle", "step"), "--schedule must be cosine, linear, onecycle or step"),

@@ -23,7 +23,7 @@ from ..data.augment import Augment
 from ..data.dataset import PreparedData, Split, prepare
 from ..data.loader import BatchLoader
 from ..data.preprocess import Preprocess, normalize
-from ..device import autocast, pick_device, pick_precision
+from ..device import AUTOCAST_DTYPES, autocast, pick_device, pick_precision
 from ..errors import DataError, UserError
 from ..models import create_model, default_img_size, is_known
 from ..models.bundle import save_bundle
@@ -83,6 +83,13 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, e
     _check_trainable(data, train_split)
     if cfg.early_stopping and not len(val_split):
         raise UserError("--early-stopping needs a validation split: set --val-fraction above 0 or add a val/ folder")
+    if cfg.lr == "auto":
+        from .lr_find import lr_find
+
+        found = lr_find(TrainConfig(**{**cfg.to_dict(), "lr": 1.0}), plot=run.root / "lr_find.png")
+        write_json(run.root / "lr_find.json", {"lrs": found.lrs, "losses": found.losses, "suggestion": found.suggestion})
+        cfg.lr = found.suggestion  # config.yaml records the number, so --config reproduces the run
+        torch.manual_seed(cfg.seed)
     if not resume:
         _fit_batch_size(cfg, len(train_split))
         write_json(run.data_report, data.report())
@@ -97,18 +104,8 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, e
     device = pick_device(cfg.device)
     precision, why = pick_precision(cfg.precision, device)
     log(f"device: {device.type}, precision: {precision} ({why})")
-    model = create_model(
-        cfg.model, len(data.classes), img_size=cfg.img_size, drop_rate=cfg.dropout, drop_path_rate=cfg.drop_path or None
-    ).to(device)
-    model = model.to(memory_format=torch.channels_last)
-    if hasattr(model, "data_init"):  # e.g. fast_cnn's whitening stem, computed from training images
-        # A random sample: listings are often sorted by class, and one class's statistics are not the data's.
-        pick = np.random.default_rng(cfg.seed).choice(len(train_split), min(5000, len(train_split)), replace=False)
-        sample = train_split.pixels[np.sort(train_split.rows[pick])]
-        model.data_init(normalize(torch.from_numpy(sample).to(device), preprocess.mean, preprocess.std))
-    pretrained = None
-    if cfg.pretrained and not resume:
-        pretrained = load_pretrained(model, cfg.pretrained, architecture=cfg.model)
+    model, pretrained = build_model(cfg, len(data.classes), train_split, preprocess, device, load_weights=not resume)
+    if pretrained is not None:
         log(
             f"pretrained: {len(pretrained['loaded'])} tensors from {cfg.pretrained}; "
             f"{len(pretrained['initialised'])} new (the head for {len(data.classes)} classes), "
@@ -122,10 +119,7 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, e
         lr_scales = {id(p): cfg.layer_decay ** (len(groups) - i) for i, g in enumerate(groups) for p in g}
 
     augment = augment_from_config(cfg)
-    loader = BatchLoader(
-        train_split, cfg.batch_size, shuffle=True, drop_last=True, seed=cfg.seed, augment=augment, device=device,
-        balanced=cfg.sampler == "balanced",
-    )  # fmt: skip
+    loader = train_loader(cfg, train_split, augment, device)
     # The compiled module shares its parameters with ``model``: the optimiser, weight averaging
     # and the saved bundle all work on ``model`` itself.
     step_model = torch.compile(model) if cfg.compile else model
@@ -141,6 +135,8 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, e
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
     averager = Lookahead(model, plan.total) if cfg.weight_averaging == "lookahead" else None
     ema = EMA(model, cfg.ema_decay) if cfg.weight_averaging == "ema" else None
+    # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
     class_weight = balanced_class_weights(train_split.labels, len(data.classes)).to(device) if cfg.class_weights == "auto" else None
     criterion = make_criterion(cfg.loss, label_smoothing=cfg.label_smoothing, class_weight=class_weight, gamma=cfg.focal_gamma)
     mixer = None
@@ -157,7 +153,8 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, e
         for avg in (averager, ema):
             if avg is not None:
                 extra.update({f"avg.{k}": v for k, v in avg.state_dict().items()})
-        meta = {**asdict(st), "plan_total": plan.total, "ema_updates": ema.updates if ema else 0, "scheduler": scheduler.state_dict(), "mix_rng": mix_rng.bit_generator.state}
+        meta = {**asdict(st), "plan_total": plan.total, "ema_updates": ema.updates if ema else 0,
+                "grad_scaler": scaler.state_dict() if scaler else None, "scheduler": scheduler.state_dict(), "mix_rng": mix_rng.bit_generator.state}
         save_checkpoint(run.checkpoints, tag, model=model, optimizer=optimizer, extra_tensors=extra, meta=meta)
 
     if resume:
@@ -172,6 +169,8 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, e
                 avg.slow = {k: v.to(device) for k, v in prefixed(tensors, "avg.").items()}
         if ema is not None:
             ema.updates = meta["ema_updates"]
+        if scaler is not None and meta.get("grad_scaler"):
+            scaler.load_state_dict(meta["grad_scaler"])
         mix_rng.bit_generator.state = meta["mix_rng"]
         torch.set_rng_state(tensors["rng.torch"])
         if device.type == "cuda" and "rng.cuda" in tensors:
@@ -240,7 +239,7 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, e
 
             train_loss, train_acc = train_one_epoch(
                 step_model, loader, optimizer, scheduler, criterion, preprocess, device, precision, on_step=on_step, mixer=mixer,
-                after_train_mode=freezer.freeze_norm_stats,
+                after_train_mode=freezer.freeze_norm_stats, scaler=scaler,
             )
             st.batch_in_epoch = 0
             plan.replan(st.step)
@@ -301,7 +300,8 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, e
 
 
 def train_one_epoch(
-    model, loader, optimizer, scheduler, criterion, preprocess, device, precision, on_step=None, mixer=None, after_train_mode=None
+    model, loader, optimizer, scheduler, criterion, preprocess, device, precision, on_step=None, mixer=None, after_train_mode=None,
+    scaler=None,
 ):
     """One pass over ``loader``; returns (mean loss, accuracy). Losses stay on the device until
     the end of the epoch, so a GPU never waits for the host."""
@@ -321,8 +321,13 @@ def train_one_epoch(
             logits = model(x)
             loss = criterion(logits.float(), target)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)  # skipped when the scaled gradients overflowed
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
         scheduler.step()
         total_loss += loss.detach() * len(y)
         correct += (logits.detach().argmax(1) == y).sum()
@@ -344,7 +349,7 @@ def validate(model, split: Split, preprocess: Preprocess, device, precision, bat
         model,
         (x for x, _ in BatchLoader(split, max(batch_size, 256), device=device)),
         mean=preprocess.mean, std=preprocess.std, device=device,
-        autocast_dtype=torch.bfloat16 if precision == "bf16" else None,
+        autocast_dtype=AUTOCAST_DTYPES.get(precision),
     )  # fmt: skip
     y = split.labels
     loss = nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y)).item()
@@ -424,6 +429,32 @@ def parse_duration(text: str) -> float:
     if value <= 0:
         raise UserError("--time must be positive")
     return value
+
+
+def build_model(cfg: TrainConfig, num_classes: int, train_split: Split, preprocess: Preprocess, device, *, load_weights: bool = True):
+    """The model ``cfg`` describes, on ``device`` in channels-last order, initialised from data
+    where the architecture asks for it and from ``--pretrained`` weights; returns (model, the
+    pretrained report or None)."""
+    model = create_model(
+        cfg.model, num_classes, img_size=cfg.img_size, drop_rate=cfg.dropout, drop_path_rate=cfg.drop_path or None
+    ).to(device)
+    model = model.to(memory_format=torch.channels_last)
+    if hasattr(model, "data_init"):  # e.g. fast_cnn's whitening stem, computed from training images
+        # A random sample: listings are often sorted by class, and one class's statistics are not the data's.
+        pick = np.random.default_rng(cfg.seed).choice(len(train_split), min(5000, len(train_split)), replace=False)
+        sample = train_split.pixels[np.sort(train_split.rows[pick])]
+        model.data_init(normalize(torch.from_numpy(sample).to(device), preprocess.mean, preprocess.std))
+    report = None
+    if cfg.pretrained and load_weights:
+        report = load_pretrained(model, cfg.pretrained, architecture=cfg.model)
+    return model, report
+
+
+def train_loader(cfg: TrainConfig, split: Split, augment: Augment, device) -> BatchLoader:
+    return BatchLoader(
+        split, cfg.batch_size, shuffle=True, drop_last=True, seed=cfg.seed, augment=augment, device=device,
+        balanced=cfg.sampler == "balanced",
+    )  # fmt: skip
 
 
 def augment_from_config(cfg: TrainConfig) -> Augment:
