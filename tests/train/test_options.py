@@ -144,3 +144,34 @@ def test_imbalance_options_raise_minority_recall(tmp_path):
     }
     for name, recall in results.items():
         assert recall > plain + 0.1, f"{name}: minority recall {recall:.2f} not above plain {plain:.2f} ({results})"
+
+
+def test_label_smoothing_reaches_the_loss():
+    from imgclf.train.losses import make_criterion
+
+    logits, y = torch.tensor([[20.0, 0.0, 0.0]]), torch.tensor([0])
+    assert make_criterion("ce")(logits, y).item() < 1e-6
+    assert make_criterion("ce", label_smoothing=0.3)(logits, y).item() > 1.0  # penalises overconfidence
+    assert make_criterion("focal", label_smoothing=0.3)(logits, y).item() > make_criterion("focal")(logits, y).item()
+
+
+@pytest.mark.slow
+def test_compile_option_compiles_the_training_model(tmp_path, monkeypatch):
+    calls = []
+
+    def spy(model, *args, **kwargs):
+        calls.append(type(model).__name__)
+        return model
+
+    monkeypatch.setattr(torch, "compile", spy)
+    imgclf.train(make_folder(tmp_path / "d", per_class=8), out=tmp_path / "run", epochs=1, batch_size=8, compile=True)
+    assert calls == ["SimpleCNN"]
+
+
+def test_device_cuda_without_a_gpu_is_a_user_error(tmp_path):
+    from imgclf.errors import UserError
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(UserError, match="no CUDA GPU"):
+        imgclf.train(make_folder(tmp_path / "d", per_class=4), out=tmp_path / "run", epochs=1, device="cuda")
