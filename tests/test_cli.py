@@ -12,11 +12,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import synth
 import yaml
 from click.testing import CliRunner
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_score,
+    recall_score,
+)
 
-import synth
 from imgclf.cli import cli, main
 
 pytestmark = pytest.mark.slow

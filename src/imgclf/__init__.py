@@ -9,7 +9,6 @@ The Python API mirrors the CLI::
 """
 
 from ._version import __version__
-
 from .api import check_data, evaluate, load, train  # noqa: E402
 
 __all__ = ["__version__", "check_data", "evaluate", "load", "train"]

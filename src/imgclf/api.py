@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .errors import UserError
 from .evaluate.evaluate import EvalResult
 from .evaluate.evaluate import evaluate as _evaluate
 from .predict import Predictor
 from .predict import load as _load
-from .errors import UserError
 from .train.config import TrainConfig
 from .train.loop import TrainResult, fit
 from .train.presets import apply_preset
-
 
 _RESUME_OPTIONS = {"epochs", "device", "checkpoint_every", "cache_dir"}
 

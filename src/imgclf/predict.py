@@ -19,11 +19,11 @@ import torch
 from .data.decode import DecodeError, is_image_name
 from .data.preprocess import Preprocess
 from .data.sources import BUILTIN_PREFIX, open_source
+from .device import pick_device, pick_precision
 from .errors import UserError
 from .models.bundle import load_bundle
 from .models.infer import logits_for_batches, softmax
 from .progress import progress_iter
-from .device import pick_device, pick_precision
 
 
 @dataclass

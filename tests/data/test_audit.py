@@ -9,9 +9,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import synth
 from PIL import Image
 
-import synth
 from imgclf.data.audit import check_data, format_check
 from imgclf.data.sources import Source
 

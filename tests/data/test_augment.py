@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from synth import shape_image
 from torchvision.transforms.v2 import functional as TF
 
 from imgclf.data import augment as A
 from imgclf.data.augment import Augment
-
-from synth import shape_image
 
 N, SIZE = 64, 32
 ALL_ON = dict(

@@ -10,14 +10,20 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from synth import (
+    encode,
+    make_folder,
+    make_zip,
+    random_bytes,
+    shape_image,
+    truncated_jpeg,
+)
 
 from imgclf.data.cache import PixelStore, clear_cache, content_key
 from imgclf.data.dataset import prepare, read_splits_csv
 from imgclf.data.preprocess import Preprocess
 from imgclf.data.sources import open_source
 from imgclf.errors import DataError
-
-from synth import encode, make_folder, make_zip, random_bytes, shape_image, truncated_jpeg
 
 PP = Preprocess(img_size=16)
 

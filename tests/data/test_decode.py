@@ -8,11 +8,16 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from synth import (
+    encode,
+    oversized_png_header,
+    random_bytes,
+    shape_image,
+    truncated_jpeg,
+)
 
 from imgclf.data.decode import DecodeError, decode_rgb, is_image_name
 from imgclf.data.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess, normalize
-
-from synth import encode, oversized_png_header, random_bytes, shape_image, truncated_jpeg
 
 RED, BLUE, WHITE = (255, 0, 0), (0, 0, 255), (255, 255, 255)
 

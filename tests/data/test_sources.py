@@ -9,12 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synth import encode, make_folder, make_zip, shape_image
 
 from imgclf.data.decode import decode_rgb
-from imgclf.data.sources import BuiltinSource, FolderSource, ManifestSource, ZipSource, open_source
+from imgclf.data.sources import (
+    BuiltinSource,
+    FolderSource,
+    ManifestSource,
+    ZipSource,
+    open_source,
+)
 from imgclf.errors import DataError, UserError
-
-from synth import encode, make_folder, make_zip, shape_image
 
 
 def by_path(source):

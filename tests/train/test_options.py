@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -15,8 +12,8 @@ import imgclf
 from imgclf.data.dataset import Split
 from imgclf.data.loader import BatchLoader
 from imgclf.train.config import TrainConfig
-from imgclf.train.losses import FocalLoss, balanced_class_weights
 from imgclf.train.loop import augment_from_config
+from imgclf.train.losses import FocalLoss, balanced_class_weights
 from imgclf.train.mix import mix_batch
 
 OFF = dict(flip=False, crop_padding=0.0, img_size=32)

@@ -11,7 +11,6 @@ from torch import nn
 
 from ..data.preprocess import normalize
 
-
 TTA_MODES = ("none", "flip", "flip-translate")
 
 

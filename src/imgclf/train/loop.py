@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from contextlib import nullcontext
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,15 +27,15 @@ from ..device import AUTOCAST_DTYPES, autocast, pick_device, pick_precision
 from ..errors import DataError, UserError
 from ..models import create_model, default_img_size, is_known
 from ..models.bundle import save_bundle
-from ..models.pretrained import Freezer, backbone_groups, load_pretrained
 from ..models.infer import logits_for_batches
+from ..models.pretrained import Freezer, backbone_groups, load_pretrained
 from ..progress import log, make_progress
 from ..runs import Run, append_jsonl, atomic_write_text, write_json, write_yaml
 from .averaging import EMA, Lookahead
 from .checkpoint import load_checkpoint, model_state, prefixed, save_checkpoint
+from .config import TrainConfig
 from .losses import balanced_class_weights, make_criterion
 from .mix import mix_batch
-from .config import TrainConfig
 from .optim import make_optimizer
 from .schedule import lr_factor
 

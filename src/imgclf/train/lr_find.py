@@ -36,7 +36,11 @@ def lr_find(
     cfg: TrainConfig, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100, plot: str | Path | None = None
 ) -> LRFindResult:
     """Run the range test for the model and data of ``cfg`` (its lr is ignored)."""
-    from .loop import augment_from_config, build_model, train_loader  # the same pieces as training
+    from .loop import (  # the same pieces as training
+        augment_from_config,
+        build_model,
+        train_loader,
+    )
 
     if not 0 < start_lr < end_lr:
         raise UserError("the range test needs 0 < start lr < end lr")
