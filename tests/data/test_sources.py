@@ -284,3 +284,16 @@ def test_cifar10_zip_listing(cifar_zip):
     assert Counter(s.split for s in src.samples) == {"train": 50_000, "test": 10_000}
     for s in src.samples[::12_000]:
         assert decode_rgb(src.read_bytes(s.path)).size == (32, 32)
+
+
+def test_jsonl_metadata_columns_come_from_every_row(tmp_path):
+    from synth import shape_image
+
+    for name in ("a.png", "b.png"):
+        shape_image("circle", 16).save(tmp_path / name)
+    (tmp_path / "m.jsonl").write_text(
+        '{"path": "a.png", "label": "x"}\n{"path": "b.png", "label": "y", "camera": "phone"}\n'
+    )
+    src = open_source(tmp_path / "m.jsonl")
+    assert src.meta_columns == ["camera"]
+    assert [s.meta["camera"] for s in src.samples] == ["", "phone"]

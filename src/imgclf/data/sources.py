@@ -230,7 +230,8 @@ class ManifestSource(Source):
         rows = self._read_rows()
         if not rows:
             raise DataError(f"manifest {path} has no rows")
-        columns = list(rows[0].keys())
+        # Every column any row has (JSONL rows may differ), in first-seen order.
+        columns = list(dict.fromkeys(k for row in rows for k in row))
         missing = [c for c in ("path", "label") if c not in columns]
         if missing:
             raise DataError(

@@ -116,6 +116,7 @@ def list_models(filter_text: str | None = None, *, img_size: int | None = None, 
                     model(torch.zeros(1, 3, size, size))
                 row["gflops"] = counter.get_total_flops() / 1e9
             except Exception as exc:  # noqa: BLE001 - e.g. an input too small for the architecture
-                row["error"] = str(exc).splitlines()[0][:80]
+                small = "Kernel size" in str(exc) or "too small" in str(exc)
+                row["error"] = f"does not run at {size}px: try a larger --img-size" if small else str(exc).splitlines()[0][:80]
         rows.append(row)
     return rows
