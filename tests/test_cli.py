@@ -211,3 +211,11 @@ def test_console_script_exit_code(tmp_path):
     exe = Path(sys.executable).with_name("imgclf")
     proc = subprocess.run([exe, "evaluate", tmp_path / "nope"], capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "does not exist" in proc.stderr
+
+
+def test_api_load_takes_a_precision(tmp_path):
+    import imgclf
+
+    data = synth.make_folder(tmp_path / "d", per_class=6)
+    imgclf.train(data, out=tmp_path / "run", epochs=1, batch_size=8)
+    assert imgclf.load(tmp_path / "run", precision="fp32").autocast_dtype is None
