@@ -160,7 +160,7 @@ def evaluate(run, data, split) -> None:
 def predict(run, inputs, top_k, output, batch_size, limit) -> None:
     """Labels for new images: files, folders, glob patterns (quote them) or builtin:NAME."""
     from . import api
-    from .predict import builtin_inputs, expand_inputs
+    from .predict import builtin_inputs, expand_inputs, write_predictions
 
     if output and Path(output).suffix.lower() not in (".csv", ".json"):
         raise UserError(f"--output must end in .csv or .json, not {Path(output).suffix or 'nothing'}")
@@ -172,7 +172,7 @@ def predict(run, inputs, top_k, output, batch_size, limit) -> None:
     preds = predictor.predict(items, top_k=top_k, batch_size=batch_size)
     errors = sum(1 for p in preds if p.error)
     if output:
-        _write_predictions(Path(output), preds)
+        write_predictions(Path(output), preds)
     else:
         from rich.console import Console
         from rich.table import Table
@@ -190,26 +190,6 @@ def predict(run, inputs, top_k, output, batch_size, limit) -> None:
         f"\nPredicted {len(preds) - errors} image(s)" + (f", {errors} could not be read" if errors else "")
         + (f"; wrote {output}" if output else "") + "."
     )
-
-
-def _write_predictions(path: Path, preds) -> None:
-    from .runs import atomic_write_text, write_json
-
-    if path.suffix.lower() == ".json":
-        write_json(path, [p.to_dict() for p in preds])
-        return
-    import csv
-    import io
-
-    k = max((len(p.top) for p in preds), default=1)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["path", "label", "probability", *[f"top{i + 1}_{c}" for i in range(k) for c in ("label", "probability")], "error"])
-    for p in preds:
-        tops = [x for lab, pr in p.top for x in (lab, f"{pr:.6f}")]
-        tops += [""] * (2 * k - len(tops))
-        w.writerow([p.path, p.label or "", "" if p.probability is None else f"{p.probability:.6f}", *tops, p.error or ""])
-    atomic_write_text(path, buf.getvalue())
 
 
 # ----------------------------------------------------------------------------------------- data

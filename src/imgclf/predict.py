@@ -24,6 +24,7 @@ from .errors import UserError
 from .models.bundle import load_bundle
 from .models.infer import logits_for_batches, softmax
 from .progress import progress_iter
+from .runs import write_csv, write_json
 
 
 @dataclass
@@ -178,3 +179,18 @@ def builtin_inputs(spec: str, limit: int | None = None) -> list[tuple[str, bytes
     source = open_source(spec)
     samples = source.samples[:limit] if limit else source.samples
     return [(f"{spec}/{s.path}", source.read_bytes(s.path)) for s in samples]
+
+
+def write_predictions(path: Path, preds: list[Prediction]) -> None:
+    """Predictions as JSON (a list of objects) or CSV (one row per image, top-k in columns)."""
+    if path.suffix.lower() == ".json":
+        write_json(path, [p.to_dict() for p in preds])
+        return
+    k = max((len(p.top) for p in preds), default=1)
+    header = ["path", "label", "probability", *[f"top{i + 1}_{c}" for i in range(k) for c in ("label", "probability")], "error"]
+    rows = [header]
+    for p in preds:
+        tops = [x for lab, pr in p.top for x in (lab, f"{pr:.6f}")]
+        tops += [""] * (2 * k - len(tops))
+        rows.append([p.path, p.label or "", "" if p.probability is None else f"{p.probability:.6f}", *tops, p.error or ""])
+    write_csv(path, rows)

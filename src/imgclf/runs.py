@@ -10,6 +10,8 @@ Everything here is plain files; this module only knows paths and how to write th
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -104,6 +106,13 @@ def write_json(path: Path, obj) -> None:
 
 def write_yaml(path: Path, obj) -> None:
     atomic_write_text(path, yaml.safe_dump(obj, sort_keys=False))
+
+
+def write_csv(path: Path, rows) -> None:
+    """Rows (the first being the header) as a CSV file, written atomically."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    atomic_write_text(path, buf.getvalue())
 
 
 def append_jsonl(path: Path, obj) -> None:

@@ -81,15 +81,16 @@ class PixelStore:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def _lookup(self, keys: list[str]) -> dict[str, tuple[int | None, str | None]]:
-        found: dict[str, tuple[int | None, str | None]] = {}
-        unique = list(dict.fromkeys(keys))
-        for i in range(0, len(unique), 900):  # SQLite's bound-parameter limit
+    def _select_in(self, query: str, keys: list[str]) -> list[tuple]:
+        """Rows of ``query`` (ending in ``IN``) for ``keys``, chunked under SQLite's parameter limit."""
+        unique, out = list(dict.fromkeys(keys)), []
+        for i in range(0, len(unique), 900):
             chunk = unique[i : i + 900]
-            q = f"SELECT key, row, reason FROM images WHERE key IN ({','.join('?' * len(chunk))})"
-            for key, row, reason in self._db.execute(q, chunk):
-                found[key] = (row, reason)
-        return found
+            out += self._db.execute(f"{query} ({','.join('?' * len(chunk))})", chunk).fetchall()
+        return out
+
+    def _lookup(self, keys: list[str]) -> dict[str, tuple[int | None, str | None]]:
+        return {key: (row, reason) for key, row, reason in self._select_in("SELECT key, row, reason FROM images WHERE key IN", keys)}
 
     def _map(self) -> np.ndarray:
         size = self.preprocess.img_size
@@ -167,13 +168,7 @@ class PixelStore:
         return CacheResult(self._map(), rows, failures, len(first_path))
 
     def _keys_for(self, fps: list[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        unique = list(dict.fromkeys(fps))
-        for i in range(0, len(unique), 900):  # SQLite's bound-parameter limit
-            chunk = unique[i : i + 900]
-            q = f"SELECT fp, key FROM fingerprints WHERE fp IN ({','.join('?' * len(chunk))})"
-            found.update(self._db.execute(q, chunk))
-        return found
+        return dict(self._select_in("SELECT fp, key FROM fingerprints WHERE fp IN", fps))
 
     def _decode(self, source, items, pool, description):
         """Decode ``items`` (key, path) into new rows at the end of the store."""

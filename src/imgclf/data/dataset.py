@@ -8,7 +8,6 @@ reporting the unreadable ones), refuses data that cannot be trained on, and assi
 from __future__ import annotations
 
 import csv
-import io
 import os
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, UserError
-from ..runs import atomic_write_text
+from ..runs import write_csv
 from .cache import PixelStore
 from .preprocess import Preprocess
 from .sources import SPLITS, Sample, Source, normalize_split, open_source
@@ -83,12 +82,10 @@ class PreparedData:
 
     def write_splits_csv(self, path: Path) -> None:
         meta_cols = self.source.meta_columns
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["path", "label", "split", "group", *meta_cols])
-        for s, sp in zip(self.samples, self.splits):
-            w.writerow([s.path, s.label, sp, s.group or "", *(s.meta.get(c, "") for c in meta_cols)])
-        atomic_write_text(path, buf.getvalue())
+        write_csv(path, [["path", "label", "split", "group", *meta_cols]] + [
+            [s.path, s.label, sp, s.group or "", *(s.meta.get(c, "") for c in meta_cols)]
+            for s, sp in zip(self.samples, self.splits)
+        ])  # fmt: skip
 
 
 def read_splits_csv(path: Path) -> dict[str, tuple[str, str, str | None]]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +13,7 @@ from ..data.loader import BatchLoader
 from ..data.sources import open_source
 from ..errors import DataError
 from ..predict import load
-from ..runs import atomic_write_text, open_run, write_json
+from ..runs import atomic_write_text, open_run, write_csv, write_json
 from .metrics import classification_metrics
 from .plots import confusion_matrix_png
 
@@ -76,24 +74,19 @@ def evaluate(run: str | os.PathLike, *, data: str | None = None, split: str = "t
 def _write_outputs(out: Path, metrics: dict, classes: list[str], part, probs: np.ndarray) -> None:
     cm = metrics["confusion_matrix"]
     rows = [["true \\ predicted", *classes]] + [[c, *cm[i]] for i, c in enumerate(classes)]
-    atomic_write_text(out / "confusion_matrix.csv", _csv(rows))
+    write_csv(out / "confusion_matrix.csv", rows)
     confusion_matrix_png(cm, classes, out / "confusion_matrix.png")
     confusion_matrix_png(cm, classes, out / "confusion_matrix_normalized.png", normalize=True)
     per_class = [["class", "precision", "recall", "f1", "support"]] + [
         [r["class"], f"{r['precision']:.6f}", f"{r['recall']:.6f}", f"{r['f1']:.6f}", r["support"]]
         for r in metrics["per_class"]
     ]
-    atomic_write_text(out / "per_class.csv", _csv(per_class))
+    write_csv(out / "per_class.csv", per_class)
     pred = probs.argmax(1)
     preds = [["path", "label", "predicted", "probability", "correct"]] + [
         [s.path, classes[t], classes[p], f"{probs[i, p]:.6f}", int(t == p)]
         for i, (s, t, p) in enumerate(zip(part.samples, part.labels, pred))
     ]
-    atomic_write_text(out / "predictions.csv", _csv(preds))
+    write_csv(out / "predictions.csv", preds)
     atomic_write_text(out / "classification_report.txt", metrics["classification_report"])
 
-
-def _csv(rows) -> str:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(rows)
-    return buf.getvalue()

@@ -86,7 +86,7 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, e
     if cfg.lr == "auto":
         from .lr_find import lr_find
 
-        found = lr_find(TrainConfig(**{**cfg.to_dict(), "lr": 1.0}), plot=run.root / "lr_find.png")
+        found = lr_find(TrainConfig(**{**cfg.to_dict(), "lr": 1.0}), plot=run.root / "lr_find.png", data=data)
         write_json(run.root / "lr_find.json", {"lrs": found.lrs, "losses": found.losses, "suggestion": found.suggestion})
         cfg.lr = found.suggestion  # config.yaml records the number, so --config reproduces the run
         torch.manual_seed(cfg.seed)

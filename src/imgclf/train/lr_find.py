@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.dataset import prepare
+from ..data.dataset import PreparedData, prepare
 from ..data.preprocess import Preprocess, normalize
 from ..device import autocast, pick_device, pick_precision
 from ..errors import UserError
@@ -33,9 +33,16 @@ class LRFindResult:
 
 
 def lr_find(
-    cfg: TrainConfig, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100, plot: str | Path | None = None
+    cfg: TrainConfig,
+    *,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    steps: int = 100,
+    plot: str | Path | None = None,
+    data: PreparedData | None = None,
 ) -> LRFindResult:
-    """Run the range test for the model and data of ``cfg`` (its lr is ignored)."""
+    """Run the range test for the model and data of ``cfg`` (its lr is ignored); ``data`` is the
+    already prepared dataset when the caller has it (``train --lr auto``)."""
     from .loop import (  # the same pieces as training
         augment_from_config,
         build_model,
@@ -47,8 +54,9 @@ def lr_find(
     cfg.img_size = cfg.img_size or default_img_size(cfg.model)
     torch.manual_seed(cfg.seed)
     preprocess = Preprocess(cfg.img_size)
-    data = prepare(cfg.data, preprocess, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
-                   seed=cfg.seed, group_column=cfg.group_column, cache_dir=cfg.cache_dir)  # fmt: skip
+    if data is None:
+        data = prepare(cfg.data, preprocess, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
+                       seed=cfg.seed, group_column=cfg.group_column, cache_dir=cfg.cache_dir)  # fmt: skip
     split = data.split("train")
     device = pick_device(cfg.device)
     precision, _ = pick_precision(cfg.precision, device)
