@@ -31,3 +31,30 @@ def cifar_zip() -> Path:
     if not CIFAR_ZIP.exists():
         pytest.skip(f"shared CIFAR-10 archive not found at {CIFAR_ZIP}")
     return CIFAR_ZIP
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory) -> Path:
+    """A small model trained once per session on ``builtin:digits`` (about 97% test accuracy).
+
+    Shared by evaluation, explanation and export tests: treat it as read-only and use
+    :func:`copy_run` for tests that write into a run (evaluate, export, calibration).
+    """
+    import imgclf
+
+    out = tmp_path_factory.mktemp("digits-run") / "run"
+    imgclf.train("builtin:digits", out=out, model="simple_cnn", epochs=6, img_size=32, seed=0)
+    return out
+
+
+def copy_run(run: Path, dest: Path) -> Path:
+    """A private copy of a run directory (without checkpoints) that a test may modify."""
+    import shutil
+
+    shutil.copytree(run, dest, ignore=shutil.ignore_patterns("checkpoints"))
+    return dest
+
+
+@pytest.fixture
+def digits_run_copy(digits_run, tmp_path) -> Path:
+    return copy_run(digits_run, tmp_path / "run")

@@ -76,9 +76,11 @@ def evaluate(run: str | os.PathLike | TrainResult, *, data: str | None = None, s
     return _evaluate(_run_path(run), data=data, split=split)
 
 
-def load(path: str | os.PathLike | TrainResult, device: str = "auto", precision: str = "auto") -> Predictor:
+def load(
+    path: str | os.PathLike | TrainResult, device: str = "auto", precision: str = "auto", backend: str = "auto"
+) -> Predictor:
     """A :class:`Predictor` for a run directory or model bundle: ``load(run).predict(["x.jpg"])``."""
-    return _load(_run_path(path), device=device, precision=precision)
+    return _load(_run_path(path), device=device, precision=precision, backend=backend)
 
 
 def check_data(data: str | os.PathLike, **options) -> dict:

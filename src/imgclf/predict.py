@@ -61,17 +61,24 @@ class Predictor:
         self.autocast_dtype = torch.bfloat16 if self.precision == "bf16" else None
 
     def probabilities(self, pixels: np.ndarray | torch.Tensor, batch_size: int = 256) -> np.ndarray:
-        """Class probabilities for uint8 NHWC pixels already fitted by ``self.preprocess``."""
-        x = torch.as_tensor(np.asarray(pixels))
-        return self.batch_probabilities(x[i : i + batch_size] for i in range(0, len(x), batch_size))
+        """Calibrated class probabilities for uint8 NHWC pixels already fitted by ``self.preprocess``."""
+        return softmax(self.logits(pixels, batch_size), self.temperature)
 
     def batch_probabilities(self, batches: Iterable[torch.Tensor]) -> np.ndarray:
         """Like :meth:`probabilities` for a stream of uint8 NHWC batches (a whole split, say)."""
-        logits = logits_for_batches(
+        return softmax(self.batch_logits(batches), self.temperature)
+
+    def logits(self, pixels: np.ndarray | torch.Tensor, batch_size: int = 256) -> np.ndarray:
+        """Raw (uncalibrated) float32 logits for uint8 NHWC pixels, with the model's TTA."""
+        x = torch.as_tensor(np.asarray(pixels))
+        return self.batch_logits(x[i : i + batch_size] for i in range(0, len(x), batch_size))
+
+    def batch_logits(self, batches: Iterable[torch.Tensor], tta: str | None = None) -> np.ndarray:
+        """Raw logits for a stream of uint8 NHWC batches; ``tta`` overrides the model's setting."""
+        return logits_for_batches(
             self.model, batches, mean=self.preprocess.mean, std=self.preprocess.std, device=self.device,
-            autocast_dtype=self.autocast_dtype, tta=self.tta,
+            autocast_dtype=self.autocast_dtype, tta=self.tta if tta is None else tta,
         )  # fmt: skip
-        return softmax(logits, self.temperature)
 
     def predict(
         self,
@@ -135,8 +142,13 @@ class Predictor:
             yield Prediction(name, label=top[0][0], probability=top[0][1], top=top)
 
 
-def load(path: str | os.PathLike, device: str = "auto", precision: str = "auto") -> Predictor:
-    """A Predictor for a run directory (its ``model/``) or a model bundle folder."""
+def load(path: str | os.PathLike, device: str = "auto", precision: str = "auto", backend: str = "auto") -> Predictor:
+    """A Predictor for a run directory (its ``model/``) or a model bundle folder.
+
+    ``backend``: ``torch`` runs the PyTorch model; ``auto`` picks the best available.
+    """
+    if backend not in ("auto", "torch"):
+        raise UserError(f"unknown backend {backend!r}; choose auto or torch")
     p = Path(path).expanduser()
     if not p.exists():
         raise UserError(f"{path} does not exist")

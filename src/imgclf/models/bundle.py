@@ -71,6 +71,18 @@ def read_bundle_meta(directory: Path) -> dict:
     return meta
 
 
+def update_bundle_meta(directory: Path, updates: dict) -> dict:
+    """Merge ``updates`` into ``model.json`` (atomically) and return the new metadata.
+
+    Evaluation stores what it learns about the model here (calibration temperature, the
+    confidence threshold for "unsure"), so predict, export and serve all pick it up.
+    """
+    meta = read_bundle_meta(directory)
+    meta.update(updates)
+    write_json(directory / "model.json", meta)
+    return meta
+
+
 def load_bundle(directory: Path) -> tuple[nn.Module, dict]:
     """Rebuild the model from ``model.json`` and load its weights (strictly: every tensor must match)."""
     meta = read_bundle_meta(directory)
