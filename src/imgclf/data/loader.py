@@ -1,7 +1,7 @@
 """Batches of cached pixels: shuffled indices -> one gather from the pixel store -> augment.
 
 The loader yields uint8 NHWC tensors; normalisation happens in the training step, as one op on
-the whole batch. On a GPU the split's pixels are copied to device memory once (when they fit),
+the whole batch. Without shuffling, batches follow the split's sample order. On a GPU the split's pixels are copied to device memory once (when they fit),
 so gathering and augmenting never leave the GPU.
 """
 
@@ -82,8 +82,11 @@ class BatchLoader:
                 i = torch.from_numpy(idx).to(self.device, non_blocking=True)
                 x, y = self._resident[i], self._labels[i]
             else:
-                # Reading rows in file order makes the memory-mapped gather sequential.
-                idx = idx[np.argsort(self.split.rows[idx], kind="stable")]
+                if self.shuffle or self.balanced:
+                    # A shuffled batch's order is arbitrary anyway: reading its rows in file order
+                    # makes the memory-mapped gather sequential. Unshuffled batches keep the
+                    # split's order, since evaluation pairs them with ``split.labels`` by position.
+                    idx = idx[np.argsort(self.split.rows[idx], kind="stable")]
                 x = torch.from_numpy(np.ascontiguousarray(self.split.pixels[self.split.rows[idx]]))
                 y = torch.from_numpy(self.split.labels[idx])
             if self.augment is not None:
