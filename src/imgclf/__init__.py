@@ -9,6 +9,15 @@ The Python API mirrors the CLI::
 """
 
 from ._version import __version__
-from .api import check_data, evaluate, load, train  # noqa: E402
+from .api import (
+    check_data,
+    evaluate,
+    explain,
+    export,
+    label_issues,
+    load,
+    robustness,
+    train,
+)
 
-__all__ = ["__version__", "check_data", "evaluate", "load", "train"]
+__all__ = ["__version__", "check_data", "evaluate", "explain", "export", "label_issues", "load", "robustness", "train"]

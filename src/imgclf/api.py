@@ -8,6 +8,8 @@ from pathlib import Path
 from .errors import UserError
 from .evaluate.evaluate import EvalResult
 from .evaluate.evaluate import evaluate as _evaluate
+from .export.export import ExportResult
+from .export.export import export as _export
 from .predict import Predictor
 from .predict import load as _load
 from .train.config import TrainConfig
@@ -15,6 +17,10 @@ from .train.loop import TrainResult, fit
 from .train.presets import apply_preset
 
 _RESUME_OPTIONS = {"epochs", "device", "checkpoint_every", "cache_dir"}
+
+# Importing imgclf.export.export above binds the name ``imgclf.export`` to the package before
+# ``imgclf/__init__`` rebinds it to the export() function below; later imports of its submodules
+# then leave the function in place (as with imgclf.evaluate).
 
 
 def train(
@@ -71,16 +77,65 @@ def _resume(run: Path, data, options: dict) -> TrainResult:
     return fit(cfg, resume=True, extend_epochs=extend)
 
 
-def evaluate(run: str | os.PathLike | TrainResult, *, data: str | None = None, split: str = "test") -> EvalResult:
-    """Evaluate a run on its test split; writes ``RUN/eval/`` and returns the metrics."""
-    return _evaluate(_run_path(run), data=data, split=split)
+def evaluate(
+    run: str | os.PathLike | TrainResult,
+    *,
+    data: str | None = None,
+    split: str = "test",
+    tta: bool | str | None = None,
+    target_accuracy: float = 0.99,
+    group_by: str | None = None,
+    tolerance: float = 0.05,
+    robustness: bool = True,
+    robustness_limit: int | None = 1000,
+    explain: bool = True,
+    label_issues: bool = False,
+    precision: str = "auto",
+) -> EvalResult:
+    """Evaluate a run on its test split: metrics, calibration (stored in ``model.json``),
+    selective prediction, optional TTA and subgroup results, robustness, Grad-CAM and label
+    issues; writes ``RUN/eval/`` (``report.html`` included) and ``RUN/model_card.md``.
+
+    See :func:`imgclf.evaluate.evaluate.evaluate` for every option.
+    """
+    return _evaluate(
+        _run_path(run), data=data, split=split, tta=tta, target_accuracy=target_accuracy, group_by=group_by,
+        tolerance=tolerance, robustness=robustness, robustness_limit=robustness_limit, explain=explain,
+        label_issues=label_issues, precision=precision,
+    )  # fmt: skip
 
 
 def load(
     path: str | os.PathLike | TrainResult, device: str = "auto", precision: str = "auto", backend: str = "auto"
 ) -> Predictor:
-    """A :class:`Predictor` for a run directory or model bundle: ``load(run).predict(["x.jpg"])``."""
+    """A :class:`Predictor` for a run directory, model bundle or exported ``.onnx`` file:
+    ``load(run).predict(["x.jpg"])``.
+
+    ``backend``: ``torch``, ``onnx``, ``onnx-int8`` or ``auto`` (the run's ONNX export on a CPU
+    when it was exported from the current weights, else PyTorch).
+    """
     return _load(_run_path(path), device=device, precision=precision, backend=backend)
+
+
+def export(
+    run: str | os.PathLike | TrainResult,
+    format: str = "onnx",
+    int8: bool = False,
+    opset: int | None = None,
+    allow_drop: float | None = None,
+    *,
+    data: str | None = None,
+    split: str = "val",
+    limit: int | None = None,
+) -> ExportResult:
+    """Export a run's model to ``RUN/export/`` (``model.onnx`` [+ ``model.int8.onnx``] or
+    ``model.torchscript.pt``) and check it against PyTorch; see :mod:`imgclf.export.export`.
+
+    Returns an :class:`~imgclf.export.export.ExportResult`; raises
+    :class:`~imgclf.export.export.ExportCheckFailed` (a UserError) when the parity or int8
+    accuracy check fails, after writing ``parity.json``.
+    """
+    return _export(_run_path(run), format=format, int8=int8, opset=opset, allow_drop=allow_drop, data=data, split=split, limit=limit)
 
 
 def check_data(data: str | os.PathLike, **options) -> dict:
@@ -88,6 +143,53 @@ def check_data(data: str | os.PathLike, **options) -> dict:
     from .data.audit import check_data as _check
 
     return _check(data, **options)
+
+
+def robustness(
+    run: str | os.PathLike | TrainResult,
+    *,
+    data: str | None = None,
+    split: str = "test",
+    severities: tuple[int, ...] = (1, 2, 3),
+    limit: int | None = None,
+    seed: int = 0,
+    tta: str | None = None,
+) -> dict:
+    """Accuracy under corruptions (low light, contrast, noise, blur, JPEG, grayscale, crop/zoom,
+    rotation, occlusion) at each severity, and the mean relative drop against clean accuracy;
+    writes ``RUN/eval/robustness.{json,csv,png}``. See :mod:`imgclf.evaluate.robustness`."""
+    from .evaluate.robustness import robustness as _robustness
+
+    return _robustness(_run_path(run), data=data, split=split, severities=severities, limit=limit, seed=seed, tta=tta)
+
+
+def explain(
+    run: str | os.PathLike | TrainResult,
+    images: list[str],
+    *,
+    class_name: str | None = None,
+    out_dir: str | os.PathLike | None = None,
+) -> list[dict]:
+    """Grad-CAM overlays (PNG) for ``images`` (files, folders, glob patterns), for the predicted
+    class or ``class_name``; one dict per image with its prediction and overlay path."""
+    from .evaluate.explain import explain as _explain
+
+    return _explain(_run_path(run), list(images), class_name=class_name, out_dir=out_dir)
+
+
+def label_issues(
+    run: str | os.PathLike | TrainResult,
+    *,
+    folds: int = 3,
+    epochs: int | None = None,
+    data: str | None = None,
+) -> list[dict]:
+    """Training images whose label cross-validated, out-of-sample predictions contradict with
+    high confidence (confident learning, via cleanlab), most suspicious first; writes
+    ``RUN/eval/label_issues.csv``. Trains ``folds`` models with the run's configuration."""
+    from .evaluate.label_issues import find_label_issues
+
+    return find_label_issues(_run_path(run), folds=folds, epochs=epochs, data=data)
 
 
 def _run_path(run) -> Path:

@@ -41,7 +41,7 @@ def _option_for(f) -> click.Option:
         return click.Option([f"{flag}/--no-{flag[2:]}", f.name], default=None, help=f"{help_text} [default: {'on' if f.default else 'off'}]")
     base = f.type
     if isinstance(base, str):
-        base = eval(base, {"int": int, "float": float, "str": str, "None": None})  # noqa: S307 - our own annotations
+        base = eval(base, {"int": int, "float": float, "str": str, "None": None})
     args = [a for a in typing.get_args(base) if a is not type(None)] if isinstance(base, types.UnionType) else [base]
     show = "none" if f.default is None else f.default
     kind = str if f.name == "lr" else args[0]  # a number or "auto"
@@ -125,11 +125,28 @@ for _f in TrainConfig.options():
 @click.argument("run")
 @click.option("--data", help="where the images are now, or new labelled data (default: the run's training data)")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
-def evaluate(run, data, split) -> None:
-    """Metrics of a trained RUN on its held-out test split; files go to RUN/eval/."""
+@click.option("--tta/--no-tta", default=None, help="score with / without test-time augmentation and show its effect [default: the model's setting]")
+@click.option("--target-accuracy", default=0.99, show_default=True, type=float, help="accuracy the \"unsure\" threshold must reach on the answered images")
+@click.option("--group-by", help="a metadata column (of a manifest) or 'group': accuracy and macro recall per subgroup")
+@click.option("--tolerance", default=0.05, show_default=True, type=float, help="flag subgroups more than this below the overall figures")
+@click.option("--no-robustness", is_flag=True, help="skip accuracy under corruptions")
+@click.option("--robustness-limit", default=1000, show_default=True, help="run the corruptions on a seeded random subset of this many test images (0: all of them)")
+@click.option("--no-explain", is_flag=True, help="skip Grad-CAM on misclassified images")
+@click.option("--label-issues", is_flag=True, help="also find suspected label errors (trains cross-validated models: slower)")
+def evaluate(run, data, split, tta, target_accuracy, group_by, tolerance, no_robustness, robustness_limit, no_explain, label_issues) -> None:
+    """Metrics of a trained RUN on its held-out test split; files go to RUN/eval/.
+
+    \b
+    Also: calibration (temperature stored in the model), the confidence threshold for
+    "unsure" answers, robustness, Grad-CAM, subgroups (--group-by), label issues
+    (--label-issues); all in RUN/eval/report.html and RUN/model_card.md.
+    """
     from . import api
 
-    res = api.evaluate(run, data=data, split=split)
+    res = api.evaluate(
+        run, data=data, split=split, tta=tta, target_accuracy=target_accuracy, group_by=group_by, tolerance=tolerance,
+        robustness=not no_robustness, robustness_limit=robustness_limit, explain=not no_explain, label_issues=label_issues,
+    )  # fmt: skip
     m = res.metrics
     click.echo(m["classification_report"])
     click.echo(f"{split} images: {m['n']:,}" + (f" (skipped {m['images_skipped']} unreadable)" if m["images_skipped"] else ""))
@@ -143,8 +160,67 @@ def evaluate(run, data, split) -> None:
             f"{b['recall']:.4f}  specificity {b['specificity']:.4f}  F1 {b['f1']:.4f}"
             + (f"  ROC AUC {b['roc_auc']:.4f}  average precision {b['average_precision']:.4f}" if "roc_auc" in b else "")
         )
-    click.echo(f"\nWrote metrics.json, confusion_matrix.csv/.png, per_class.csv, predictions.csv to {res.eval_dir}")
+    for line in res.summary_lines():
+        click.echo(line)
+    click.echo(f"\nReport: {res.report}\nModel card: {res.model_card}\nAll files: {res.eval_dir}")
     click.echo(f"Next: imgclf predict {run} path/to/images")
+
+
+# ---------------------------------------------------------------------------- robustness, explain
+
+
+def _severities(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise UserError(f"--severities {text!r}: give a comma-separated list of 1, 2, 3") from None
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("run")
+@click.option("--data", help="where the images are now, or new labelled data (default: the run's training data)")
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
+@click.option("--limit", type=int, help="use at most this many images (a fixed random subset)")
+@click.option("--severities", default="1,2,3", show_default=True, help="comma-separated severities, each 1 (mild) to 3 (hard)")
+@click.option("--tta", type=click.Choice(["none", "flip", "flip-translate"]), help="test-time augmentation [default: the model's setting]")
+def robustness(run, data, split, limit, severities, tta) -> None:
+    """Accuracy of RUN under corruptions (low light, contrast, noise, blur, JPEG, grayscale,
+    crop/zoom, rotation, occlusion) at three severities; files go to RUN/eval/robustness.*."""
+    from . import api
+
+    rep = api.robustness(run, data=data, split=split, limit=limit, severities=_severities(severities), tta=tta)
+    sev = rep["severities"]
+    click.echo(f"{'corruption':<16}" + "".join(f"{'severity ' + str(s):>12}" for s in sev) + f"{'mean drop':>12}")
+    for p in rep["per_corruption"]:
+        accs = {x["severity"]: x["accuracy"] for x in rep["results"] if x["corruption"] == p["corruption"]}
+        click.echo(f"{p['corruption']:<16}" + "".join(f"{accs[s]:>12.4f}" for s in sev) + f"{p['mean_relative_drop']:>12.1%}")
+    w = rep["worst"]
+    click.echo(
+        f"\nclean accuracy {rep['clean_accuracy']:.4f} on {rep['n']:,} {rep['split']} images; mean relative drop "
+        f"{rep['mean_relative_drop']:.1%}; worst: {w['corruption']} at severity {w['severity']} ({w['accuracy']:.4f})"
+    )
+    click.echo(f"Wrote robustness.json, robustness.csv, robustness.png to {Path(run) / 'eval'}")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("run")
+@click.argument("images", nargs=-1, required=True)
+@click.option("--class", "class_name", help="explain this class instead of the predicted one")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="folder for the overlays [default: RUN/eval/explain]")
+def explain(run, images, class_name, out_dir) -> None:
+    """Grad-CAM overlays: which parts of each image (files, folders, glob patterns) drove
+    RUN's prediction; one PNG per image."""
+    from . import api
+
+    rows = api.explain(run, list(images), class_name=class_name, out_dir=out_dir)
+    for r in rows:
+        if "error" in r:
+            click.echo(f"{r['path']}: error: {r['error']}")
+            continue
+        why = "" if r["explained"] == r["predicted"] else f"; explaining {r['explained']!r} ({r['explained_probability']:.3f})"
+        click.echo(f"{r['path']}: {r['predicted']} ({r['probability']:.3f}){why} -> {r['overlay']}")
+    errors = sum(1 for r in rows if "error" in r)
+    click.echo(f"\nExplained {len(rows) - errors} image(s)" + (f", {errors} could not be read" if errors else "") + ".")
 
 
 # -------------------------------------------------------------------------------------- predict
@@ -157,14 +233,18 @@ def evaluate(run, data, split) -> None:
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="write predictions to a .csv or .json file")
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--limit", type=int, help="predict at most this many images")
-def predict(run, inputs, top_k, output, batch_size, limit) -> None:
-    """Labels for new images: files, folders, glob patterns (quote them) or builtin:NAME."""
+@click.option("--backend", default="auto", show_default=True, type=click.Choice(["auto", "torch", "onnx", "onnx-int8"]),
+              help="auto: the run's ONNX export when it matches the current weights, else PyTorch")
+def predict(run, inputs, top_k, output, batch_size, limit, backend) -> None:
+    """Labels for new images: files, folders, glob patterns (quote them) or builtin:NAME.
+
+    RUN is a run directory, a model bundle folder or an exported .onnx file."""
     from . import api
     from .predict import builtin_inputs, expand_inputs, write_predictions
 
     if output and Path(output).suffix.lower() not in (".csv", ".json"):
         raise UserError(f"--output must end in .csv or .json, not {Path(output).suffix or 'nothing'}")
-    predictor = api.load(run)
+    predictor = api.load(run, backend=backend)
     items: list = []
     for spec in inputs:
         items += builtin_inputs(spec, limit) if spec.startswith("builtin:") else expand_inputs([spec])
@@ -217,6 +297,28 @@ def data_check(data, as_json, strict, group_column, seed) -> None:
     if strict and report["problems"]:
         click.echo(f"{len(report['problems'])} problem(s) found ({len(errors)} errors).", err=True)
         sys.exit(1)
+
+
+@data.command("label-issues", context_settings=CONTEXT)
+@click.argument("run")
+@click.option("--folds", default=3, show_default=True, help="cross-validation folds (one model trained per fold)")
+@click.option("--epochs", type=int, help="epochs per fold model [default: as long as RUN trained]")
+@click.option("--data", help="where the run's images are now, if they moved")
+@click.option("--show", default=20, show_default=True, help="print this many of the most suspicious images")
+def data_label_issues(run, folds, epochs, data, show) -> None:
+    """Training images of RUN whose label is probably wrong: confident learning on out-of-sample
+    predictions of cross-validated models trained with RUN's configuration. Writes
+    RUN/eval/label_issues.csv, most suspicious first."""
+    from . import api
+
+    rows = api.label_issues(run, folds=folds, epochs=epochs, data=data)
+    for r in rows[:show]:
+        click.echo(
+            f"{r['rank']:>4}  {r['path']}  labelled {r['given_label']!r} ({r['given_label_probability']:.3f}), "
+            f"looks like {r['suggested_label']!r} ({r['suggested_probability']:.3f})  [{r['split']}]"
+        )
+    more = f" (first {show} shown)" if len(rows) > show else ""
+    click.echo(f"\n{len(rows)} suspected label issue(s){more}; wrote {Path(run) / 'eval' / 'label_issues.csv'}")
 
 
 # ---------------------------------------------------------------------------------------- cache
@@ -293,6 +395,55 @@ def bench_train_command(data, model, img_size, batch_size, steps, precision, dev
         data, model=model, img_size=img_size, batch_size=batch_size, steps=steps, precision=precision, device=device
     )
     click.echo(json.dumps(result, indent=2) if as_json else format_bench(result))
+
+
+@bench.command("infer", context_settings=CONTEXT)
+@click.argument("run")
+@click.option("--backend", "backends", multiple=True, type=click.Choice(["torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8"]),
+              help="time only these (repeatable) [default: every one available]")
+@click.option("--runs", default=50, show_default=True, help="timed calls at batch 1 and end to end")
+@click.option("--batch", default=32, show_default=True, help="batch size of the throughput measurement")
+@click.option("--batch-runs", default=10, show_default=True, help="timed calls at that batch size")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+def bench_infer_command(run, backends, runs, batch, batch_runs, as_json) -> None:
+    """Prediction speed of RUN per backend (torch fp32/bf16, onnx fp32/int8): latency percentiles at
+    batch 1, throughput at batch 32, and end-to-end latency from image bytes with the preprocessing share."""
+    from .export.bench_infer import bench_infer, format_bench_infer
+
+    result = bench_infer(run, backends=tuple(backends) or None, runs=runs, batch=batch, batch_runs=batch_runs)
+    click.echo(json.dumps(result, indent=2) if as_json else format_bench_infer(result))
+
+
+# --------------------------------------------------------------------------------------- export
+
+
+@cli.command("export", context_settings=CONTEXT)
+@click.argument("run")
+@click.option("--format", "fmt", default="onnx", show_default=True, type=click.Choice(["onnx", "torchscript"]))
+@click.option("--int8", is_flag=True, help="also write an int8 model (static quantization calibrated on training images)")
+@click.option("--opset", type=int, help="ONNX opset version [default: the exporter's]")
+@click.option("--allow-drop", type=float, help="accuracy points the int8 model may lose against fp32 [default: 1]")
+@click.option("--data", help="where the run's images are now, if they moved")
+@click.option("--limit", type=int, help="check on at most this many images per split (a fixed random subset)")
+@click.option("--split", default="val", show_default=True, type=click.Choice(["val", "test"]), help="the images of the fp32 parity check")
+def export_command(run, fmt, int8, opset, allow_drop, data, limit, split) -> None:
+    """Export a trained RUN to RUN/export/ (ONNX or TorchScript), checked against PyTorch.
+
+    \b
+    Every export is compared with the PyTorch model on the run's validation images
+    (export/parity.json); an fp32 export agreeing on fewer than 99.9% of them fails.
+    --int8 reports the int8 model's test accuracy against fp32 and fails beyond --allow-drop.
+    """
+    from . import api
+    from .export.export import ExportCheckFailed, format_export
+
+    try:
+        result = api.export(run, format=fmt, int8=int8, opset=opset, allow_drop=allow_drop, data=data, limit=limit, split=split)
+    except ExportCheckFailed as exc:
+        click.echo(format_export(exc.result))
+        raise
+    click.echo(format_export(result))
+    click.echo(f"Next: imgclf predict {run} path/to/images   (uses the ONNX export)   |   imgclf bench infer {run}")
 
 
 # ----------------------------------------------------------------------------------------- main

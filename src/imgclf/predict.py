@@ -1,7 +1,10 @@
 """Prediction: a trained model plus its one preprocessing definition, applied to new images.
 
-:func:`load` accepts a run directory or a model bundle folder and returns a :class:`Predictor`.
-Inputs stream through in batches, decoded in parallel; an unreadable file gets an error row.
+:func:`load` accepts a run directory, a model bundle folder or an exported ``.onnx`` file and
+returns a :class:`Predictor` that runs on PyTorch or on onnxruntime. Both backends share one
+preprocessing path (``Preprocess.load``: decode, centre-crop, resize to uint8) and one
+test-time augmentation definition. Inputs stream through in batches, decoded in parallel; an
+unreadable file gets an error row.
 """
 
 from __future__ import annotations
@@ -46,6 +49,14 @@ class Prediction:
 
 
 class Predictor:
+    """A model plus its preprocessing: ``predict`` files or bytes, or get logits/probabilities for pixels.
+
+    This class runs the PyTorch model (``backend == "torch"``); :class:`OnnxPredictor` runs an
+    exported file through onnxruntime with the same interface (``model`` is then None).
+    """
+
+    backend = "torch"
+
     def __init__(self, model: torch.nn.Module, meta: dict, device: str = "auto", precision: str = "auto"):
         self.model = model
         self.meta = meta
@@ -142,21 +153,122 @@ class Predictor:
             yield Prediction(name, label=top[0][0], probability=top[0][1], top=top)
 
 
-def load(path: str | os.PathLike, device: str = "auto", precision: str = "auto", backend: str = "auto") -> Predictor:
-    """A Predictor for a run directory (its ``model/``) or a model bundle folder.
+class OnnxPredictor(Predictor):
+    """A :class:`Predictor` over an exported ONNX file (fp32 or int8), run by onnxruntime on the CPU.
 
-    ``backend``: ``torch`` runs the PyTorch model; ``auto`` picks the best available.
+    The graph takes uint8 NHWC pixels (normalisation is inside it); test-time augmentation is
+    applied here, to uint8 views, exactly as :func:`imgclf.models.infer.tta_logits` does on
+    normalised ones (flips and reflect-padded shifts commute with per-channel normalisation).
     """
-    if backend not in ("auto", "torch"):
-        raise UserError(f"unknown backend {backend!r}; choose auto or torch")
+
+    backend = "onnx"
+
+    def __init__(self, onnx_model, meta: dict):  # onnx_model: imgclf.export.runtime.OnnxModel
+        self.model = None  # no PyTorch module: Grad-CAM and the like need backend="torch"
+        self.onnx = onnx_model
+        self.meta = meta
+        self.classes = list(meta["classes"])
+        self.preprocess = Preprocess.from_dict(meta["preprocess"])
+        self.temperature = float(meta.get("temperature", 1.0))
+        self.tta = meta.get("tta", "none")
+        self.device = torch.device("cpu")
+        self.precision = "int8" if onnx_model.export_info.get("quantized") else "fp32"
+        self.autocast_dtype = None
+        self.path = onnx_model.path
+
+    def batch_logits(self, batches: Iterable[torch.Tensor], tta: str | None = None) -> np.ndarray:
+        mode = self.tta if tta is None else tta
+        out = [tta_on_pixels(self.onnx, np.asarray(x), mode) for x in batches]
+        return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def tta_on_pixels(forward, x: np.ndarray, tta: str = "none") -> np.ndarray:
+    """``tta_logits`` for a function of uint8 NHWC pixels: the same views, the same weights."""
+    if tta == "none":
+        return forward(x)
+
+    def mirrored(v):
+        return 0.5 * (forward(v) + forward(v[:, :, ::-1]))
+
+    logits = mirrored(x)
+    if tta == "flip-translate":
+        h, w = x.shape[1:3]
+        padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+        shifted = [padded[:, 0:h, 0:w], padded[:, 2 : h + 2, 2 : w + 2]]
+        logits = 0.5 * logits + 0.25 * sum(mirrored(v) for v in shifted)
+    return logits
+
+
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
+EXPORT_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
+
+
+def load(path: str | os.PathLike, device: str = "auto", precision: str = "auto", backend: str = "auto") -> Predictor:
+    """A Predictor for a run directory, a model bundle folder or an exported ``.onnx`` file.
+
+    ``backend``: ``torch`` runs the PyTorch model; ``onnx`` / ``onnx-int8`` run the run's
+    ``export/model.onnx`` / ``export/model.int8.onnx`` with onnxruntime; ``auto`` takes the fp32
+    ONNX export on a CPU when one exists *and* was exported from the run's current weights
+    (a stale export is never used silently), PyTorch otherwise. From a run, the calibration
+    temperature and other evaluation results come from ``model.json`` (they may be refitted
+    after export); a lone ``.onnx`` file uses the metadata inside it.
+    """
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     p = Path(path).expanduser()
     if not p.exists():
         raise UserError(f"{path} does not exist")
+    if p.is_file():
+        if p.suffix.lower() != ".onnx":
+            raise UserError(f"{path} is a file but not an .onnx export; pass a run directory, a model bundle or a .onnx file")
+        if backend == "torch":
+            raise UserError(f"{path} is an ONNX file: it runs with the onnx backend, not torch")
+        _check_onnx_options(path, device, precision)
+        from .export.runtime import OnnxModel
+
+        onnx_model = OnnxModel(p)
+        return OnnxPredictor(onnx_model, onnx_model.meta)
     bundle = p / "model" if (p / "model" / "model.json").exists() else p
     if not (bundle / "model.json").exists():
-        raise UserError(f"{path} is neither a run directory nor a model bundle (no model.json found)")
+        raise UserError(f"{path} is neither a run directory, a model bundle nor a .onnx file (no model.json found)")
+    if backend == "auto":
+        prefers_torch = pick_device(device).type != "cpu" or precision in ("bf16", "fp16")
+        found = None if prefers_torch else _fresh_export(p, bundle, "onnx", explicit=False)
+        if found is not None:
+            return found
+    elif backend != "torch":
+        _check_onnx_options(path, device, precision)
+        return _fresh_export(p, bundle, backend, explicit=True)
     model, meta = load_bundle(bundle)
     return Predictor(model, meta, device=device, precision=precision)
+
+
+def _check_onnx_options(path, device: str, precision: str) -> None:
+    if device not in ("auto", "cpu"):
+        raise UserError(f"the onnx backend runs on the CPU here; use --backend torch for --device {device}")
+    if precision not in ("auto", "fp32", "int8"):
+        raise UserError(f"the onnx backend runs the exported precision (fp32 or int8), not {precision}; use --backend torch")
+
+
+def _fresh_export(root: Path, bundle: Path, backend: str, *, explicit: bool) -> OnnxPredictor | None:
+    """The run's export for ``backend`` if it matches the current weights; else None (auto) or an error."""
+    from .export.metadata import weights_digest
+    from .export.runtime import OnnxModel
+
+    path = root / "export" / EXPORT_FILES[backend]
+    if not path.exists():
+        if explicit:
+            flag = " --int8" if backend == "onnx-int8" else ""
+            raise UserError(f"{root} has no {path.name} export; create it with `imgclf export {root}{flag}`")
+        return None
+    onnx_model = OnnxModel(path)
+    if onnx_model.export_info.get("weights_sha256") != weights_digest(bundle):
+        if explicit:
+            raise UserError(f"{path} was exported from other weights than {bundle}'s; export again with `imgclf export {root}`")
+        return None
+    from .models.bundle import read_bundle_meta
+
+    return OnnxPredictor(onnx_model, read_bundle_meta(bundle))  # model.json: the latest temperature
 
 
 def expand_inputs(specs: Iterable[str], limit: int | None = None) -> list[str]:

@@ -47,3 +47,52 @@ def test_binary_metrics_match_scikit_learn():
     assert b["average_precision"] == pytest.approx(skm.average_precision_score(y, probs[:, 1]))
     tn, fp, fn, tp = skm.confusion_matrix(y, pred).ravel()
     assert b["specificity"] == pytest.approx(tn / (tn + fp)) and b["true_positives"] == tp
+
+
+def test_log_loss_most_confused_and_per_sample_loss_match_scikit_learn():
+    from imgclf.evaluate.metrics import most_confused, per_sample_loss
+
+    y, probs = random_predictions(400, 5, seed=2)
+    classes = [f"c{i}" for i in range(5)]
+    m = classification_metrics(y, probs, classes)
+    assert m["log_loss"] == pytest.approx(skm.log_loss(y, probs))
+    losses = per_sample_loss(y, probs)
+    assert losses.mean() == pytest.approx(skm.log_loss(y, probs))
+    assert losses[7] == pytest.approx(skm.log_loss([y[7]], probs[7:8], labels=range(5)))
+
+    cm = skm.confusion_matrix(y, probs.argmax(1))
+    off = [(cm[i, j], i, j) for i in range(5) for j in range(5) if i != j and cm[i, j]]
+    pairs = m["most_confused"]
+    assert pairs == most_confused(cm.tolist(), classes)
+    assert len(pairs) == min(10, len(off))
+    assert [p["count"] for p in pairs] == sorted((c for c, _, _ in off), reverse=True)[:10]
+    top = pairs[0]
+    i, j = classes.index(top["true"]), classes.index(top["predicted"])
+    assert top["count"] == cm[i, j] == max(c for c, _, _ in off)
+    assert top["rate"] == pytest.approx(skm.confusion_matrix(y, probs.argmax(1), normalize="true")[i, j])
+
+
+def test_accuracy_interval_is_the_wilson_interval():
+    from scipy.stats import binomtest
+
+    from imgclf.evaluate.metrics import accuracy_interval
+
+    for k, n in ((178, 180), (50, 100), (0, 12), (12, 12)):
+        ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        assert accuracy_interval(k, n) == pytest.approx([ci.low, ci.high], abs=1e-6)
+
+
+def test_tta_effect_counts_fixed_and_broken_predictions():
+    from imgclf.evaluate.metrics import tta_effect
+
+    y, plain = random_predictions(300, 4, seed=3)
+    _, other = random_predictions(300, 4, seed=4)
+    with_tta = 0.5 * (plain + other)
+    t = tta_effect(y, plain, with_tta, "flip")
+    a, b = plain.argmax(1), with_tta.argmax(1)
+    assert t["accuracy_without"] == pytest.approx(skm.accuracy_score(y, a))
+    assert t["accuracy_with"] == pytest.approx(skm.accuracy_score(y, b))
+    assert t["log_loss_with"] == pytest.approx(skm.log_loss(y, with_tta))
+    assert t["changed"] == (a != b).sum() > 0
+    # accuracy changes by exactly (fixed - broken) images
+    assert t["fixed"] - t["broken"] == (b == y).sum() - (a == y).sum()

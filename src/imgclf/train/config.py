@@ -66,6 +66,7 @@ class TrainConfig:
     val_fraction: float = field(default=0.1, metadata={"help": "used when the data has no predefined val split"})
     test_fraction: float = field(default=0.1, metadata={"help": "used when the data has no predefined test split"})
     group_column: str | None = field(default=None, metadata={"help": "keep each value of this manifest column in one split"})
+    splits: str | None = field(default=None, metadata={"help": "reuse the split (and labels) of this splits.csv, e.g. another run's, instead of making one; images it does not list are left out"})
     seed: int = field(default=0, metadata={"help": "seeds the split, initialisation, order and augmentation"})
     precision: str = field(default="auto", metadata={"help": "auto | fp32 | bf16 | fp16: auto picks bf16 autocast where the hardware supports it; fp16 uses loss scaling"})
     checkpoint_every: int = field(default=0, metadata={"help": "also checkpoint every this many steps within an epoch (0: at epoch ends only)"})

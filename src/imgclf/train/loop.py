@@ -69,6 +69,8 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, e
     if not is_known(cfg.model):
         create_model(cfg.model, 2)  # raises the UserError with suggestions
     cfg.img_size = cfg.img_size or default_img_size(cfg.model)
+    if cfg.splits and not resume and not Path(cfg.splits).expanduser().is_file():
+        raise UserError(f"--splits {cfg.splits}: no such file (expected a splits.csv with path,label,split columns)")
     run = Run(Path(cfg.out)) if resume else _make_run_dir(Path(cfg.out), overwrite)
     torch.manual_seed(cfg.seed)
 
@@ -77,7 +79,8 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, e
         cfg.data, preprocess,
         val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed,
         group_column=cfg.group_column, cache_dir=cfg.cache_dir,
-        splits_from=run.splits if resume else None,  # resuming: exactly the recorded split
+        # Resuming: exactly the recorded split; --splits: a given one (another run's, a CV fold).
+        splits_from=run.splits if resume else Path(cfg.splits).expanduser() if cfg.splits else None,
     )  # fmt: skip
     train_split, val_split = data.split("train"), data.split("val")
     _check_trainable(data, train_split)
@@ -142,7 +145,7 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, e
     mixer = None
     mix_rng = np.random.default_rng([cfg.seed, 7])
     if cfg.mixup or cfg.cutmix:
-        mixer = lambda x, y: mix_batch(x, y, len(data.classes), mix_rng, mixup=cfg.mixup, cutmix=cfg.cutmix)  # noqa: E731
+        mixer = lambda x, y: mix_batch(x, y, len(data.classes), mix_rng, mixup=cfg.mixup, cutmix=cfg.cutmix)
 
     def save_state(tag: str) -> None:
         extra = {"rng.torch": torch.get_rng_state()}
@@ -362,7 +365,7 @@ def _best_val(run: Run, epoch: int) -> float | None:
     return next((r.get("val_accuracy") for r in run.read_metrics() if r["epoch"] == epoch), None)
 
 
-def _keep_if_best(st: "TrainState", record: dict, epoch: int, monitor: str, *, final_only: bool) -> bool:
+def _keep_if_best(st: TrainState, record: dict, epoch: int, monitor: str, *, final_only: bool) -> bool:
     """Update the best score; True when this epoch's weights are the ones to keep.
 
     With a validation split the best epoch by ``monitor`` is kept; without one, the last. With

@@ -1,0 +1,269 @@
+"""``imgclf export``: a run's model as ONNX (optionally int8) or TorchScript, checked every time.
+
+Each export is compared with the PyTorch model in fp32 on the run's validation images (top-1
+agreement and probability drift, written to ``export/parity.json``); an fp32 export that agrees
+on fewer than 99.9% of them fails. An int8 export is calibrated on training images and its test
+accuracy compared with the fp32 export's; losing more than ``allow_drop`` points fails. Failed
+exports keep their files for inspection, but the error says they must not be deployed.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._version import __version__
+from ..data.dataset import Split, prepare, read_splits_csv
+from ..data.preprocess import Preprocess
+from ..data.sources import open_source
+from ..errors import DataError, UserError
+from ..models.bundle import load_bundle
+from ..predict import Predictor
+from ..runs import Run, open_run, write_json
+from .metadata import export_properties, weights_digest
+from .parity import MIN_FP32_AGREEMENT, accuracy, compare_logits
+
+FORMATS = ("onnx", "torchscript")
+FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt", "int8": "model.int8.onnx"}
+DEFAULT_ALLOWED_DROP = 1.0  # accuracy points an int8 export may lose against fp32
+NEGLIGIBLE_SPEEDUP = 1.3  # below this, int8 is not worth its accuracy risk
+BATCH = 64
+
+
+class ExportCheckFailed(UserError):
+    """An export was written but failed its parity or accuracy check; ``result`` has the numbers."""
+
+    def __init__(self, message: str, result: ExportResult):
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass
+class ExportResult:
+    export_dir: Path
+    files: dict[str, Path]
+    parity: dict
+    notes: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+def export(
+    run: str | os.PathLike,
+    *,
+    format: str = "onnx",
+    int8: bool = False,
+    opset: int | None = None,
+    allow_drop: float | None = None,
+    data: str | None = None,
+    split: str = "val",
+    limit: int | None = None,
+    calibration_images: int = 256,
+) -> ExportResult:
+    """Export ``run``'s model to ``RUN/export/`` and check it; see the module docstring.
+
+    ``split``: the images of the parity check (the run's validation split; ``test`` also works).
+    ``limit``: at most this many images per check (a random, fixed subset), for quick exports.
+    ``data``: where the run's images are now, if they moved.
+    """
+    if format not in FORMATS:
+        raise UserError(f"unknown export format {format!r}; choose {' or '.join(FORMATS)}")
+    if int8 and format != "onnx":
+        raise UserError("--int8 quantizes the ONNX export; use it with --format onnx")
+    if allow_drop is not None and allow_drop < 0:
+        raise UserError("--allow-drop is in accuracy points and cannot be negative")
+    r = open_run(run)
+    model, meta = load_bundle(r.model_dir)
+    model.float().eval()
+    out = r.export_dir
+    out.mkdir(parents=True, exist_ok=True)
+    info = {
+        "weights_sha256": weights_digest(r.model_dir),
+        "imgclf_version": __version__,
+        "torch_version": torch.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "quantized": False,
+    }
+    pre = Preprocess.from_dict(meta["preprocess"])
+    images = _RunImages(r, pre, meta["classes"], data, limit)
+    parity: dict = {"run": str(r.root), "architecture": meta["architecture"], "format": format}
+    result = ExportResult(out, {}, parity)
+
+    path = out / FILES[format]
+    if format == "onnx":
+        from .onnx_export import export_onnx
+        from .runtime import OnnxModel
+
+        info = export_onnx(model, meta, path, opset=opset, export_info=info)
+        exported = OnnxModel(path)
+    else:
+        from .torchscript import export_torchscript, load_torchscript
+
+        info = export_torchscript(model, meta, path, export_info=info)
+        module, _ = load_torchscript(path)
+
+        def exported(x: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return module(torch.from_numpy(np.ascontiguousarray(x))).float().numpy()
+
+    result.files[format] = path
+    parity["export"] = info
+
+    # fp32 check: the exported graph against PyTorch fp32 on the same uint8 pixels, no TTA on
+    # either side (TTA is applied outside the graph, identically for both backends).
+    reference = Predictor(model, meta, device="cpu", precision="fp32")
+    check_split, part = images.split(split)
+    ref_logits = reference.batch_logits(images.batches(part), tta="none")
+    exp_logits = np.concatenate([exported(x.numpy()) for x in images.batches(part)])
+    fp32 = {"split": check_split, **compare_logits(ref_logits, exp_logits, reference.temperature)}
+    fp32["passed"] = fp32["top1_agreement"] >= MIN_FP32_AGREEMENT
+    parity["fp32"] = fp32
+    if not fp32["passed"]:
+        result.failures.append(
+            f"the {format} export agrees with PyTorch on only {fp32['top1_agreement']:.2%} of {fp32['images']} "
+            f"{check_split} images (at least {MIN_FP32_AGREEMENT:.1%} needed)"
+        )
+
+    if int8 and not result.failures:
+        _int8(result, r, meta, info, exported, images, allow_drop, calibration_images)
+
+    write_json(out / "parity.json", parity)
+    if result.failures:
+        raise ExportCheckFailed(
+            "; ".join(result.failures) + f". Do not deploy it; the files are kept in {out} for inspection (parity.json)",
+            result,
+        )
+    return result
+
+
+def _int8(result: ExportResult, r: Run, meta: dict, info: dict, fp32_model, images: _RunImages, allow_drop, n_calib: int) -> None:
+    from .quantize import CALIBRATION, quantize_int8, speedup
+    from .runtime import OnnxModel
+
+    out = result.export_dir / FILES["int8"]
+    _, calib = images.split("train", limit=n_calib)
+    int8_info = {**info, "quantized": True, "quantization": f"static QDQ, per-channel int8 weights, uint8 activations, {CALIBRATION}",
+                 "calibration_images": len(calib)}  # fmt: skip
+    quantize_int8(result.files["onnx"], out, (x.numpy() for x in images.batches(calib, 32)), export_properties(meta, int8_info))
+    result.files["int8"] = out
+    int8_model = OnnxModel(out)
+
+    test_split, part = images.split("test")
+    fp32_logits = np.concatenate([fp32_model(x.numpy()) for x in images.batches(part)])
+    int8_logits = np.concatenate([int8_model(x.numpy()) for x in images.batches(part)])
+    acc32, acc8 = accuracy(fp32_logits, part.labels), accuracy(int8_logits, part.labels)
+    drop = 100.0 * (acc32 - acc8)
+    allowed = DEFAULT_ALLOWED_DROP if allow_drop is None else float(allow_drop)
+    sample = np.ascontiguousarray(part.pixels[part.rows[: min(32, len(part))]])
+    speed = speedup(fp32_model, int8_model, sample)
+    entry = {
+        "split": test_split,
+        "accuracy_fp32": acc32,
+        "accuracy_int8": acc8,
+        "accuracy_drop_points": drop,
+        "allowed_drop_points": allowed,
+        "vs_fp32": compare_logits(fp32_logits, int8_logits, float(meta.get("temperature", 1.0))),
+        "speed": speed,
+        "quantization": int8_info["quantization"],
+        "passed": drop <= allowed + 1e-9,  # 1 image in 100 is 1.0000000000000009 points in floating point
+        "note": "accuracies of the exported graphs without test-time augmentation",
+    }
+    result.parity["int8"] = entry
+    if speed["speedup"] is not None and speed["speedup"] < NEGLIGIBLE_SPEEDUP:
+        result.notes.append(
+            f"int8 is only {speed['speedup']:.2f}x as fast as fp32 for {meta['architecture']} on this CPU (one batch of "
+            f"{speed['batch']}); small and depthwise layers gain little from int8 kernels, so the fp32 export may serve as well"
+        )
+    if not entry["passed"]:
+        result.failures.append(
+            f"the int8 model loses {drop:.2f} accuracy points on {len(part)} {test_split} images "
+            f"({acc32:.2%} -> {acc8:.2%}; at most {allowed:g} allowed, raise it with --allow-drop)"
+        )
+
+
+class _RunImages:
+    """A run's images, split as recorded in ``splits.csv``, as uint8 pixels through the cache."""
+
+    def __init__(self, r: Run, pre: Preprocess, classes: list[str], data: str | None, limit: int | None):
+        config = r.read_config()
+        spec = data or config.get("data")
+        if not spec:
+            raise DataError(f"{r.root} does not record its training data; pass --data")
+        if not r.splits.exists():
+            raise DataError(f"{r.root} has no splits.csv, so its validation images are unknown")
+        self.source = open_source(spec)
+        self.saved = read_splits_csv(r.splits)
+        self.r, self.pre, self.classes, self.limit = r, pre, classes, limit
+        self.cache_dir = config.get("cache_dir")
+
+    def split(self, name: str, limit: int | None = None) -> tuple[str, Split]:
+        """(split name, Split) for ``name``; val falls back to test (and test to val) when empty."""
+        order = {"val": ["val", "test"], "test": ["test", "val"], "train": ["train"]}[name]
+        for candidate in order:
+            paths = sorted(p for p, (_, sp, _) in self.saved.items() if sp == candidate)
+            if paths:
+                break
+        else:
+            raise DataError(f"{self.r.root} has no {' or '.join(order)} images to check the export on")
+        cap = limit or self.limit
+        if cap and len(paths) > cap:
+            pick = np.random.default_rng(0).choice(len(paths), size=cap, replace=False)
+            paths = [paths[i] for i in sorted(pick)]
+        wanted = set(paths)
+        sub = copy.copy(self.source)
+        sub.samples = [s for s in self.source.samples if s.path in wanted]
+        if not sub.samples:
+            raise DataError(f"none of the run's {candidate} images are in {self.source.uri}; pass --data with where they are now")
+        prepared = prepare(
+            sub, self.pre, splits_from=self.r.splits, classes=self.classes, only_splits=(candidate,),
+            cache_dir=self.cache_dir,
+        )  # fmt: skip
+        return candidate, prepared.split(candidate)
+
+    @staticmethod
+    def batches(part: Split, size: int = BATCH) -> Iterator[torch.Tensor]:
+        """uint8 NHWC batches in the split's order (so they line up with ``part.labels``)."""
+        for i in range(0, len(part), size):
+            yield torch.from_numpy(np.ascontiguousarray(part.pixels[part.rows[i : i + size]]))
+
+
+def format_export(result: ExportResult) -> str:
+    """What the CLI prints: files, the parity check and (with --int8) the accuracy and speed check."""
+    p = result.parity
+    lines = []
+    for path in result.files.values():
+        lines.append(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)" if path.exists() else f"wrote {path}")
+    info = p.get("export", {})
+    if info:
+        how = info.get("exporter", "")
+        lines.append(f"exporter: {how}" + (f", opset {info['opset']}" if info.get("opset") else "")
+                     + (f" (fell back: {info['exporter_fallback_reason']})" if info.get("exporter_fallback_reason") else ""))  # fmt: skip
+    f = p.get("fp32")
+    if f:
+        verdict = "ok" if f["passed"] else f"FAILED (needs {MIN_FP32_AGREEMENT:.1%})"
+        lines.append(
+            f"parity vs PyTorch fp32 on {f['images']} {f['split']} images: top-1 agreement {f['top1_agreement']:.2%} "
+            f"({f['disagreements']} differ), max |probability difference| {f['max_abs_prob_diff']:.2e}: {verdict}"
+        )
+    q = p.get("int8")
+    if q:
+        verdict = "ok" if q["passed"] else f"FAILED (at most {q['allowed_drop_points']:g} allowed)"
+        lines.append(
+            f"int8 on {q['vs_fp32']['images']} {q['split']} images: accuracy {q['accuracy_int8']:.2%} vs fp32 {q['accuracy_fp32']:.2%} "
+            f"({_change(q['accuracy_drop_points'])}: {verdict}); agrees with fp32 on {q['vs_fp32']['top1_agreement']:.2%}"
+        )
+        s = q["speed"]
+        lines.append(f"int8 speed: {s['speedup']:.2f}x fp32 on a batch of {s['batch']} (quick check; `imgclf bench infer` measures properly)")
+    lines += [f"note: {n}" for n in result.notes]
+    lines.append(f"parity report: {result.export_dir / 'parity.json'}")
+    return "\n".join(lines)
+
+
+def _change(drop_points: float) -> str:
+    return f"{drop_points:.2f} points lost" if drop_points >= 0 else f"{-drop_points:.2f} points gained"
