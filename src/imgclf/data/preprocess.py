@@ -78,11 +78,10 @@ def normalize(
 ) -> torch.Tensor:
     """uint8 NHWC -> normalised NCHW of ``dtype``, in channels_last memory order (no copy to NCHW).
 
-    One fused pass, x * (1 / 255 std) - mean / std, reading uint8 and writing float: this runs
-    on every training batch (about twice as fast as converting first and then subtracting and
-    dividing in place).
+    One conversion copy, then in-place arithmetic: this runs on every training batch.
     """
-    scale = 1.0 / (torch.tensor(std, dtype=torch.float32, device=batch.device) * 255.0)
-    bias = -torch.tensor(mean, dtype=torch.float32, device=batch.device) * 255.0 * scale
-    x = torch.addcmul(bias.view(1, 3, 1, 1), batch.permute(0, 3, 1, 2), scale.view(1, 3, 1, 1))
+    x = batch.permute(0, 3, 1, 2).to(torch.float32)
+    m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1) * 255.0
+    inv = 1.0 / (torch.tensor(std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1) * 255.0)
+    x.sub_(m).mul_(inv)
     return x if dtype == torch.float32 else x.to(dtype)
