@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import platform
 from contextlib import nullcontext
 
 import torch
@@ -20,6 +21,18 @@ def cpu_flags() -> frozenset[str]:
     except OSError:
         pass
     return frozenset()
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name (for benchmark reports), or the best guess platform gives."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def cpu_has_fast_bf16(flags: frozenset[str] | None = None) -> bool:

@@ -20,7 +20,7 @@ import torch
 
 from .._version import __version__
 from ..data.sources import open_source
-from ..device import cpu_flags, pick_device, pick_precision
+from ..device import cpu_flags, cpu_model, pick_device, pick_precision
 from ..errors import UserError
 from ..models.infer import softmax
 from ..predict import Predictor, load
@@ -168,7 +168,7 @@ def _sample_images(r, img_size: int, seed: int) -> tuple[list[bytes], str]:
 def machine_info() -> dict:
     flags = cpu_flags()
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores_available": available_cores(),
         "torch_threads": torch.get_num_threads(),
         "onnxruntime_threads": available_cores(),
@@ -185,17 +185,6 @@ def versions() -> dict:
         "imgclf": __version__, "python": platform.python_version(), "torch": torch.__version__,
         "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
     }  # fmt: skip
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def format_bench_infer(result: dict) -> str:

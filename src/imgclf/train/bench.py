@@ -27,7 +27,7 @@ from ..data.augment import Augment
 from ..data.dataset import prepare
 from ..data.loader import BatchLoader
 from ..data.preprocess import Preprocess, normalize
-from ..device import autocast, pick_device, pick_precision
+from ..device import autocast, cpu_model, pick_device, pick_precision
 from ..errors import DataError, UserError
 from ..models import create_model, default_img_size
 from .config import TrainConfig
@@ -231,7 +231,7 @@ def format_bench(result: dict) -> str:
 
 def machine_info() -> dict:
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
@@ -286,15 +286,4 @@ def _sync(device: torch.device) -> None:
 
 
 def _device_name(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_model()
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
