@@ -77,32 +77,16 @@ def _resume(run: Path, data, options: dict) -> TrainResult:
     return fit(cfg, resume=True, extend_epochs=extend)
 
 
-def evaluate(
-    run: str | os.PathLike | TrainResult,
-    *,
-    data: str | None = None,
-    split: str = "test",
-    tta: bool | str | None = None,
-    target_accuracy: float = 0.99,
-    group_by: str | None = None,
-    tolerance: float = 0.05,
-    robustness: bool = True,
-    robustness_limit: int | None = 1000,
-    explain: bool = True,
-    label_issues: bool = False,
-    precision: str = "auto",
-) -> EvalResult:
+def evaluate(run: str | os.PathLike | TrainResult, **options) -> EvalResult:
     """Evaluate a run on its test split: metrics, calibration (stored in ``model.json``),
     selective prediction, optional TTA and subgroup results, robustness, Grad-CAM and label
     issues; writes ``RUN/eval/`` (``report.html`` included) and ``RUN/model_card.md``.
 
-    See :func:`imgclf.evaluate.evaluate.evaluate` for every option.
+    Options (``data``, ``split``, ``tta``, ``target_accuracy``, ``group_by``, ``tolerance``,
+    ``robustness``, ``robustness_limit``, ``explain``, ``label_issues``, ``precision``) are those
+    of :func:`imgclf.evaluate.evaluate.evaluate`, the same as `imgclf evaluate`'s flags.
     """
-    return _evaluate(
-        _run_path(run), data=data, split=split, tta=tta, target_accuracy=target_accuracy, group_by=group_by,
-        tolerance=tolerance, robustness=robustness, robustness_limit=robustness_limit, explain=explain,
-        label_issues=label_issues, precision=precision,
-    )  # fmt: skip
+    return _evaluate(_run_path(run), **options)
 
 
 def load(
@@ -117,25 +101,17 @@ def load(
     return _load(_run_path(path), device=device, precision=precision, backend=backend)
 
 
-def export(
-    run: str | os.PathLike | TrainResult,
-    format: str = "onnx",
-    int8: bool = False,
-    opset: int | None = None,
-    allow_drop: float | None = None,
-    *,
-    data: str | None = None,
-    split: str = "val",
-    limit: int | None = None,
-) -> ExportResult:
+def export(run: str | os.PathLike | TrainResult, **options) -> ExportResult:
     """Export a run's model to ``RUN/export/`` (``model.onnx`` [+ ``model.int8.onnx``] or
-    ``model.torchscript.pt``) and check it against PyTorch; see :mod:`imgclf.export.export`.
+    ``model.torchscript.pt``) and check it against PyTorch.
 
-    Returns an :class:`~imgclf.export.export.ExportResult`; raises
+    Options (``format``, ``int8``, ``opset``, ``allow_drop``, ``data``, ``split``, ``limit``) are
+    those of :func:`imgclf.export.export.export`, the same as `imgclf export`'s flags. Returns an
+    :class:`~imgclf.export.export.ExportResult`; raises
     :class:`~imgclf.export.export.ExportCheckFailed` (a UserError) when the parity or int8
     accuracy check fails, after writing ``parity.json``.
     """
-    return _export(_run_path(run), format=format, int8=int8, opset=opset, allow_drop=allow_drop, data=data, split=split, limit=limit)
+    return _export(_run_path(run), **options)
 
 
 def check_data(data: str | os.PathLike, **options) -> dict:
@@ -145,51 +121,33 @@ def check_data(data: str | os.PathLike, **options) -> dict:
     return _check(data, **options)
 
 
-def robustness(
-    run: str | os.PathLike | TrainResult,
-    *,
-    data: str | None = None,
-    split: str = "test",
-    severities: tuple[int, ...] = (1, 2, 3),
-    limit: int | None = None,
-    seed: int = 0,
-    tta: str | None = None,
-) -> dict:
+def robustness(run: str | os.PathLike | TrainResult, **options) -> dict:
     """Accuracy under corruptions (low light, contrast, noise, blur, JPEG, grayscale, crop/zoom,
     rotation, occlusion) at each severity, and the mean relative drop against clean accuracy;
-    writes ``RUN/eval/robustness.{json,csv,png}``. See :mod:`imgclf.evaluate.robustness`."""
+    writes ``RUN/eval/robustness.{json,csv,png}``. Options (``data``, ``split``, ``severities``,
+    ``limit``, ``seed``, ``tta``): :func:`imgclf.evaluate.robustness.robustness`."""
     from .evaluate.robustness import robustness as _robustness
 
-    return _robustness(_run_path(run), data=data, split=split, severities=severities, limit=limit, seed=seed, tta=tta)
+    return _robustness(_run_path(run), **options)
 
 
-def explain(
-    run: str | os.PathLike | TrainResult,
-    images: list[str],
-    *,
-    class_name: str | None = None,
-    out_dir: str | os.PathLike | None = None,
-) -> list[dict]:
+def explain(run: str | os.PathLike | TrainResult, images: list[str], **options) -> list[dict]:
     """Grad-CAM overlays (PNG) for ``images`` (files, folders, glob patterns), for the predicted
-    class or ``class_name``; one dict per image with its prediction and overlay path."""
+    class or ``class_name``; one dict per image with its prediction and overlay path. Options
+    (``class_name``, ``out_dir``): :func:`imgclf.evaluate.explain.explain`."""
     from .evaluate.explain import explain as _explain
 
-    return _explain(_run_path(run), list(images), class_name=class_name, out_dir=out_dir)
+    return _explain(_run_path(run), list(images), **options)
 
 
-def label_issues(
-    run: str | os.PathLike | TrainResult,
-    *,
-    folds: int = 3,
-    epochs: int | None = None,
-    data: str | None = None,
-) -> list[dict]:
+def label_issues(run: str | os.PathLike | TrainResult, **options) -> list[dict]:
     """Training images whose label cross-validated, out-of-sample predictions contradict with
     high confidence (confident learning, via cleanlab), most suspicious first; writes
-    ``RUN/eval/label_issues.csv``. Trains ``folds`` models with the run's configuration."""
+    ``RUN/eval/label_issues.csv``. Trains ``folds`` models with the run's configuration.
+    Options (``folds``, ``epochs``, ``data``): :func:`imgclf.evaluate.label_issues.find_label_issues`."""
     from .evaluate.label_issues import find_label_issues
 
-    return find_label_issues(_run_path(run), folds=folds, epochs=epochs, data=data)
+    return find_label_issues(_run_path(run), **options)
 
 
 def _run_path(run) -> Path:
