@@ -107,7 +107,8 @@ def child(data: str, img_size: int, batch_size: int) -> dict:
     from imgclf.data.cache import default_cache_dir
     from imgclf.data.dataset import prepare
     from imgclf.data.loader import BatchLoader
-    from imgclf.data.preprocess import Preprocess, normalize
+    from imgclf.data.preprocess import Preprocess
+    from imgclf.inference.normalize import normalize
 
     baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # after imports
     baseline_anon, _ = _rss_kb()

@@ -138,7 +138,8 @@ def pipeline_throughput(zip_path: Path, folder: Path, cache_dir: Path, batches: 
     from imgclf.data.augment import Augment
     from imgclf.data.dataset import prepare
     from imgclf.data.loader import BatchLoader
-    from imgclf.data.preprocess import Preprocess, normalize
+    from imgclf.data.preprocess import Preprocess
+    from imgclf.inference.normalize import normalize
 
     pre = Preprocess(32)
     data = prepare(zip_path, pre, val_fraction=0, cache_dir=cache_dir)  # decoding happens here, untimed

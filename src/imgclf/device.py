@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import platform
-from contextlib import nullcontext
 
 import torch
 
@@ -73,11 +72,3 @@ def pick_precision(requested: str, device: torch.device, flags: frozenset[str] |
         return "bf16", "requested" + ("" if supported else f"; warning: {why}, expect it to be slow")
     return ("bf16" if supported else "fp32"), why
 
-
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def autocast(device: torch.device, precision: str):
-    if precision in AUTOCAST_DTYPES:
-        return torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES[precision])
-    return nullcontext()

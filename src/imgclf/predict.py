@@ -24,8 +24,8 @@ from .data.preprocess import Preprocess
 from .data.sources import BUILTIN_PREFIX, open_source
 from .device import pick_device, pick_precision
 from .errors import UserError
+from .inference.forward import logits_for_batches, softmax
 from .models.bundle import load_bundle
-from .models.infer import logits_for_batches, softmax
 from .progress import progress_iter
 from .runs import write_csv, write_json
 

@@ -17,7 +17,8 @@ from synth import (
 )
 
 from imgclf.data.decode import DecodeError, decode_rgb, is_image_name
-from imgclf.data.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess, normalize
+from imgclf.data.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from imgclf.inference.normalize import normalize
 
 RED, BLUE, WHITE = (255, 0, 0), (0, 0, 255), (255, 255, 255)
 

@@ -14,7 +14,7 @@ from imgclf.evaluate.calibration import (
     fit_temperature,
     reliability_bins,
 )
-from imgclf.models.infer import softmax
+from imgclf.inference.forward import softmax
 
 
 def sampled(n: int, k: int, seed: int = 0):

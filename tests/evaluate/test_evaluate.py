@@ -21,7 +21,7 @@ from imgclf.cli import cli, main
 from imgclf.data.sources import open_source
 from imgclf.errors import UserError
 from imgclf.evaluate.evaluate import evaluate
-from imgclf.models.infer import softmax
+from imgclf.inference.forward import softmax
 
 
 def read_csv(path):

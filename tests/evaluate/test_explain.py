@@ -12,8 +12,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from imgclf.cli import cli, main
-from imgclf.data.preprocess import Preprocess, normalize
+from imgclf.data.preprocess import Preprocess
 from imgclf.evaluate.explain import explain, gradcam, overlay, target_layer
+from imgclf.inference.normalize import normalize
 from imgclf.models import create_model
 from imgclf.models.compact import SimpleCNN
 from imgclf.predict import Predictor, load

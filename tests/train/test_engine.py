@@ -13,8 +13,8 @@ from synth import make_folder
 
 import imgclf
 from imgclf.device import cpu_has_fast_bf16, pick_precision
+from imgclf.inference.forward import tta_logits
 from imgclf.models import create_model
-from imgclf.models.infer import tta_logits
 from imgclf.train.averaging import Lookahead
 from imgclf.train.config import TrainConfig
 from imgclf.train.loop import _fit_batch_size

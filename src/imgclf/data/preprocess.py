@@ -5,8 +5,8 @@ An image becomes model input in two steps:
 1. :meth:`Preprocess.fit` (decoded PIL image -> ``size x size`` uint8 RGB): crop the centre to a
    square and resize it. This is what the decoded-image cache stores, so training, evaluation
    and prediction see the very same pixels.
-2. :func:`normalize` (uint8 NHWC batch -> float NCHW batch): scale to [0, 1], subtract the mean,
-   divide by the standard deviation.
+2. :func:`imgclf.inference.normalize.normalize` (uint8 NHWC batch -> float NCHW batch): scale to
+   [0, 1], subtract the mean, divide by the standard deviation.
 
 The parameters live in ``model/model.json``; anything that predicts reads them from there.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps
 
 from .decode import DEFAULT_MAX_PIXELS, decode_rgb
@@ -69,19 +68,3 @@ class Preprocess:
             resize=d.get("resize", "center-crop"),
         )
 
-
-def normalize(
-    batch: torch.Tensor,
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
-    dtype: torch.dtype = torch.float32,
-) -> torch.Tensor:
-    """uint8 NHWC -> normalised NCHW of ``dtype``, in channels_last memory order (no copy to NCHW).
-
-    One conversion copy, then in-place arithmetic: this runs on every training batch.
-    """
-    x = batch.permute(0, 3, 1, 2).to(torch.float32)
-    m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1) * 255.0
-    inv = 1.0 / (torch.tensor(std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1) * 255.0)
-    x.sub_(m).mul_(inv)
-    return x if dtype == torch.float32 else x.to(dtype)

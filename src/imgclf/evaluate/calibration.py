@@ -12,7 +12,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax
 
-from ..models.infer import softmax
+from ..inference.forward import softmax
 
 # T is searched on a log scale within these bounds: below 0.05 or above 20 the model is either
 # degenerate or the validation split is too small to say anything.

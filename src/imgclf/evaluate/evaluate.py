@@ -18,8 +18,8 @@ import numpy as np
 from ..data.dataset import PreparedData, Split
 from ..data.loader import BatchLoader
 from ..errors import UserError
+from ..inference.forward import TTA_MODES, softmax
 from ..models.bundle import read_bundle_meta, update_bundle_meta
-from ..models.infer import TTA_MODES, softmax
 from ..predict import Predictor, load
 from ..runs import Run, atomic_write_text, open_run, write_csv, write_json
 from . import galleries, plots

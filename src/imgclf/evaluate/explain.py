@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from ..data.decode import DecodeError
-from ..data.preprocess import normalize
 from ..errors import UserError
+from ..inference.normalize import normalize
 from ..predict import Predictor, expand_inputs, load
 from ..runs import atomic_write_bytes, open_run
 

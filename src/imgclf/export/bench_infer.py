@@ -22,7 +22,7 @@ from .._version import __version__
 from ..data.sources import open_source
 from ..device import cpu_flags, cpu_model, pick_device, pick_precision
 from ..errors import UserError
-from ..models.infer import softmax
+from ..inference.forward import softmax
 from ..predict import Predictor, load
 from ..runs import open_run
 from .runtime import available_cores

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..models.infer import softmax
+from ..inference.forward import softmax
 
 # An fp32 export that disagrees on more than 1 image in 1,000 is a broken export (a preprocessing
 # or operator mismatch), not rounding: rounding moves probabilities by about 1e-6.

@@ -26,9 +26,11 @@ from .._version import __version__
 from ..data.augment import Augment
 from ..data.dataset import prepare
 from ..data.loader import BatchLoader
-from ..data.preprocess import Preprocess, normalize
-from ..device import autocast, cpu_model, pick_device, pick_precision
+from ..data.preprocess import Preprocess
+from ..device import cpu_model, pick_device, pick_precision
 from ..errors import DataError, UserError
+from ..inference.normalize import normalize
+from ..inference.precision import autocast
 from ..models import create_model, default_img_size
 from .config import TrainConfig
 from .loop import train_one_epoch

@@ -22,12 +22,14 @@ from torch import nn
 from ..data.augment import Augment
 from ..data.dataset import PreparedData, Split, prepare
 from ..data.loader import BatchLoader
-from ..data.preprocess import Preprocess, normalize
-from ..device import AUTOCAST_DTYPES, autocast, pick_device, pick_precision
+from ..data.preprocess import Preprocess
+from ..device import pick_device, pick_precision
 from ..errors import DataError, UserError
+from ..inference.forward import logits_for_batches
+from ..inference.normalize import normalize
+from ..inference.precision import AUTOCAST_DTYPES, autocast
 from ..models import create_model, default_img_size, is_known
 from ..models.bundle import save_bundle
-from ..models.infer import logits_for_batches
 from ..models.pretrained import Freezer, backbone_groups, load_pretrained
 from ..progress import log, make_progress
 from ..runs import Run, append_jsonl, atomic_write_text, write_json, write_yaml

@@ -14,9 +14,11 @@ import numpy as np
 import torch
 
 from ..data.dataset import PreparedData, prepare
-from ..data.preprocess import Preprocess, normalize
-from ..device import autocast, pick_device, pick_precision
+from ..data.preprocess import Preprocess
+from ..device import pick_device, pick_precision
 from ..errors import UserError
+from ..inference.normalize import normalize
+from ..inference.precision import autocast
 from ..models import default_img_size
 from ..progress import log
 from .config import TrainConfig

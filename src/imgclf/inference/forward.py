@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.preprocess import normalize
+from .normalize import normalize
 
 TTA_MODES = ("none", "flip", "flip-translate")
 
