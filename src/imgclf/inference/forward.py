@@ -11,7 +11,7 @@ from torch import nn
 
 from .normalize import normalize
 
-TTA_MODES = ("none", "flip", "flip-translate")
+from .names import TTA_MODES  # noqa: F401  (re-exported)
 
 
 def tta_logits(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
