@@ -9,9 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .normalize import normalize
-
 from .names import TTA_MODES  # noqa: F401  (re-exported)
+from .normalize import normalize
 
 
 def tta_logits(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
