@@ -108,3 +108,37 @@ def make_zip(path: Path, members: dict[str, bytes]) -> Path:
         for name, data in members.items():
             zf.writestr(name, data)
     return path
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def short_png(width: int, height: int, raw_bytes: int, interlace: bool = False) -> bytes:
+    """An 8-bit greyscale PNG declaring ``width x height`` whose complete, valid zlib stream holds
+    only ``raw_bytes`` bytes of (filter byte + pixel) rows: the data ends before the declared pixels.
+    Pillow stops at the stream's end and, unchecked, returns the rest of the image as zeros."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, int(interlace))
+    idat = zlib.compress(bytes(raw_bytes), 9)
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+
+
+def int32_tiff(values: np.ndarray, unsigned: bool) -> bytes:
+    """A 32-bit integer greyscale TIFF (SampleFormat 1 = unsigned, 2 = signed) holding ``values``."""
+    import struct
+
+    bits = values.astype(np.uint32 if unsigned else np.int32).view(np.int32)
+    data = bytearray(encode(Image.fromarray(bits), "TIFF"))  # Pillow writes mode "I" as signed
+    if unsigned:
+        ifd = struct.unpack("<I", data[4:8])[0]
+        for k in range(struct.unpack("<H", data[ifd : ifd + 2])[0]):
+            entry = ifd + 2 + 12 * k
+            if struct.unpack("<H", data[entry : entry + 2])[0] == 339:  # SampleFormat
+                data[entry + 8 : entry + 10] = struct.pack("<H", 1)
+    return bytes(data)

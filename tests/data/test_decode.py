@@ -8,11 +8,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from PIL import ImageFile
 from synth import (
     encode,
+    int32_tiff,
     oversized_png_header,
     random_bytes,
     shape_image,
+    short_png,
     truncated_jpeg,
 )
 
@@ -235,3 +238,99 @@ def test_normalize_scales_and_transposes():
         assert torch.allclose(x[0, c], torch.tensor(-IMAGENET_MEAN[c] / IMAGENET_STD[c]), atol=1e-5)
         assert torch.allclose(x[1, c], torch.tensor((1 - IMAGENET_MEAN[c]) / IMAGENET_STD[c]), atol=1e-5)
     assert normalize(batch, IMAGENET_MEAN, IMAGENET_STD, dtype=torch.bfloat16).dtype == torch.bfloat16
+
+
+# ------------------------------------------------------------------------------ hostile input
+
+
+@pytest.fixture
+def allocations(monkeypatch):
+    """The (width, height) of every image buffer Pillow allocates while the test runs."""
+    seen: list[tuple[int, int]] = []
+    real_new = Image.core.new
+
+    def spy(mode, size, *args):
+        seen.append(tuple(size))
+        return real_new(mode, size, *args)
+
+    monkeypatch.setattr(Image.core, "new", spy)
+    return seen
+
+
+def test_png_whose_data_ends_early_is_truncated_and_never_allocated(allocations):
+    data = short_png(7900, 7900, raw_bytes=3 * 7901)  # ~100 bytes: three of 7,900 rows
+    assert len(data) < 120
+    assert reason_of(data) == "truncated image"
+    assert all(w * h < 1_000_000 for w, h in allocations), allocations  # not 62 MB of zeros
+
+
+@pytest.mark.parametrize("interlace, raw_bytes", [(False, 10 * 65), (True, 70)])
+def test_png_short_by_whole_rows_is_truncated(interlace, raw_bytes):
+    # 64x64 greyscale needs 64 * 65 raw bytes; 8x8 interlaced needs 79 (Adam7 passes). Both streams
+    # end on a row boundary, which Pillow's decoder accepts as the end of the image.
+    width = 8 if interlace else 64
+    assert reason_of(short_png(width, width, raw_bytes, interlace)) == "truncated image"
+    full = 79 if interlace else 64 * 65
+    assert decode_rgb(short_png(width, width, full, interlace)).size == (width, width)
+
+
+def test_complete_png_with_a_black_last_row_still_decodes():
+    arr = np.full((20, 30, 3), 200, dtype=np.uint8)
+    arr[-1] = 0  # what a short stream leaves behind, but here it is real data
+    assert np.array_equal(rgb(encode(Image.fromarray(arr), "PNG")), arr)
+
+
+def test_truncated_image_is_an_error_even_when_pillow_is_told_to_load_it(monkeypatch):
+    # Code elsewhere in a process (a notebook, another library) may switch this global on; decoding
+    # must still report the truncation instead of training on a grey-filled image.
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    with pytest.warns(UserWarning, match="LOAD_TRUNCATED_IMAGES"):
+        assert reason_of(truncated_jpeg()) == "truncated image"
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+def test_declared_size_is_checked_before_any_pixel_buffer(allocations):
+    data = encode(Image.new("L", (1200, 1000)), "PNG")
+    assert "too large" in reason_of(data, max_pixels=1_000_000)
+    assert allocations == []
+
+
+def grey(data: bytes) -> np.ndarray:
+    px = rgb(data)
+    assert np.array_equal(px[..., 0], px[..., 1]) and np.array_equal(px[..., 0], px[..., 2])
+    return px[..., 0]
+
+
+def test_unsigned_32bit_tiff_uses_its_real_range():
+    ramp = np.linspace(0, 4_000_000_000, 256).astype(np.uint32).reshape(16, 16)
+    out = grey(int32_tiff(ramp, unsigned=True)).ravel()
+    assert out[0] == 0 and out[-1] == 255
+    assert np.all(np.diff(out) >= 0), "values above 2**31 must not wrap to black"
+    assert np.count_nonzero(out == 255) <= 2  # today 94% of such a ramp comes out white
+    assert abs(int(out[128]) - 128) <= 2
+
+
+def test_signed_32bit_tiff_maps_min_to_black_and_max_to_white():
+    ramp = np.linspace(-50_000, 70_000, 256).round().reshape(16, 16)
+    out = grey(int32_tiff(ramp, unsigned=False)).ravel()
+    assert (out[0], out[-1]) == (0, 255) and np.all(np.diff(out) >= 0)
+    assert abs(int(out[128]) - 128) <= 2  # negatives are not clipped to black
+
+
+def test_16bit_data_in_a_32bit_container_keeps_the_16bit_scale():
+    # A 16-bit PGM opens as Pillow mode "I": its values are absolute 16-bit intensities (a dark
+    # image stays dark), exactly like the same data in a 16-bit PNG.
+    ramp = np.linspace(0, 3000, 256).round().astype(np.uint16).reshape(16, 16)
+    pgm = encode(Image.fromarray(ramp), "PPM")
+    assert Image.open(io.BytesIO(pgm)).mode == "I"
+    assert np.array_equal(grey(pgm), grey(encode(Image.fromarray(ramp), "PNG")))
+    assert grey(pgm).max() == round(3000 / 65535 * 255)
+
+
+def test_float_tiff_with_nan_and_infinity_scales_its_finite_range():
+    values = np.linspace(-1.0, 3.0, 256, dtype=np.float32).reshape(16, 16)
+    values[0, :3] = [np.nan, np.inf, -np.inf]
+    out = grey(encode(Image.fromarray(values), "TIFF"))
+    finite = out.ravel()[3:]
+    assert finite[0] <= 1 and finite[-1] == 255 and np.all(np.diff(finite.astype(int)) >= 0)
+    assert out[0, :3].tolist() == [0, 255, 0]  # NaN as the minimum, +inf white, -inf black

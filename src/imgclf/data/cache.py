@@ -28,9 +28,11 @@ from .decode import DecodeError
 from .preprocess import Preprocess
 from .sources import Source
 
-FORMAT_VERSION = 1
+# Bump when decoding or fitting changes the pixels it produces. 2: 32-bit integer and float
+# images are scaled by their real range, and short PNGs are refused as truncated.
+FORMAT_VERSION = 2
 _READ_ERROR = "read error"  # sentinel: a transient failure, not cached
-PROCESS_POOL_MIN = 2000  # below this many images, starting worker processes costs more than it saves  # bump when decoding or fitting changes the pixels it produces
+PROCESS_POOL_MIN = 2000  # below this many images, starting worker processes costs more than it saves
 
 
 def default_cache_dir() -> Path:
