@@ -7,8 +7,7 @@ import io
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from PIL import ImageFile
+from PIL import Image, ImageFile
 from synth import (
     encode,
     int32_tiff,
