@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -161,6 +163,17 @@ def test_a_folder_that_is_not_a_store_is_refused(tmp_path):
     with pytest.raises(UserError, match="is a file"):
         open_store(tmp_path / "file")
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.yaml"]
+
+
+def test_threads_that_end_take_their_connections_with_them(tmp_path):
+    with open_store(tmp_path / "store") as store:
+        for i in range(20):  # a thread per request, as some servers run
+            t = threading.Thread(target=store.add_feedback, args=("a",), kwargs={"image": b"%d" % i})
+            t.start()
+            t.join()
+        gc.collect()
+        assert store.open_connections() <= 2  # this thread's, and at most one not yet collected
+        assert store.counts().feedback_total == 20
 
 
 def test_a_closed_store_refuses_new_work(tmp_path):

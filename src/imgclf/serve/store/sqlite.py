@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -49,17 +50,19 @@ class SQLiteStore(Store):
         self.path = root / DB_NAME
         self.location = str(root)
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []  # every thread's connection, so close() reaches them
-        self._all_lock = threading.Lock()
+        # Every live thread's connection, so close() reaches them; weak, so that a thread that ends
+        # (a thread-per-request server) takes its connection with it instead of leaking a file handle.
+        self._held: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
+        self._held_lock = threading.Lock()
         self._closed = False
         self._init_schema()
         # After the database exists: a folder holding only images/ would be refused as "not a store".
         self.images = ImageFiles(root / IMAGES_DIR)
 
     def _connection(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            return conn
+        held = getattr(self._local, "held", None)
+        if held is not None and held.conn is not None:
+            return held.conn
         if self._closed:
             raise UserError(f"the feedback store {self.location} is closed")
         try:
@@ -75,9 +78,9 @@ class SQLiteStore(Store):
             conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.DatabaseError as exc:
             raise UserError(f"cannot open the feedback store {self.path}: {exc}") from None
-        self._local.conn = conn
-        with self._all_lock:
-            self._all.append(conn)
+        self._local.held = held = _ThreadConnection(conn)
+        with self._held_lock:
+            self._held.add(held)
         return conn
 
     @contextmanager
@@ -108,8 +111,28 @@ class SQLiteStore(Store):
 
     def close(self) -> None:
         self._closed = True
-        with self._all_lock:
-            conns, self._all = self._all, []
-        for conn in conns:
-            conn.close()
+        with self._held_lock:
+            held = list(self._held)
+        for h in held:
+            h.close()
         self._local = threading.local()
+
+    def open_connections(self) -> int:
+        """How many threads hold a connection now (for tests and diagnostics)."""
+        with self._held_lock:
+            return sum(1 for h in self._held if h.conn is not None)
+
+
+class _ThreadConnection:
+    """One thread's connection, closed when the thread ends (its thread-local slot is freed) or by close()."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn: sqlite3.Connection | None = conn
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.close()
+
+    def __del__(self) -> None:
+        self.close()
