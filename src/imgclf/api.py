@@ -1,80 +1,184 @@
-"""The Python API: the same operations as the CLI, returning results instead of printing them."""
+"""The Python API: the same operations as the CLI, returning results instead of printing them.
+
+Every function imports what it needs when called (PyTorch, timm, scikit-learn load then, not at
+``import imgclf``), so the CLI's ``--help`` and its refusals of a mistyped option stay fast and
+a module being reorganised elsewhere cannot break them.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import UserError
-from .evaluate.evaluate import EvalResult
-from .evaluate.evaluate import evaluate as _evaluate
-from .export.export import ExportResult
-from .export.export import export as _export
-from .predict import Predictor
-from .predict import load as _load
-from .train.config import TrainConfig
-from .train.loop import TrainResult, fit
-from .train.presets import apply_preset
+from .train.config import TrainConfig, option_help, resolve
+
+if TYPE_CHECKING:
+    from .evaluate.evaluate import EvalResult
+    from .export.export import ExportResult
+    from .predict import Prediction, Predictor
+    from .train.fit import TrainResult
+    from .train.lr_find import LRFindResult
 
 _RESUME_OPTIONS = {"epochs", "device", "checkpoint_every", "cache_dir"}
 
-# Importing imgclf.export.export above binds the name ``imgclf.export`` to the package before
-# ``imgclf/__init__`` rebinds it to the export() function below; later imports of its submodules
-# then leave the function in place (as with imgclf.evaluate).
+
+class Default:
+    """A keyword argument left out: it shows TrainConfig's default in ``help()`` and signatures, and
+    lets a preset fill it in (an option given explicitly, even with the default value, wins)."""
+
+    __slots__ = ("name", "value")
+
+    def __init__(self, name: str, value):
+        self.name, self.value = name, value
+
+    def __repr__(self) -> str:
+        return repr(self.value)
 
 
+class _Defaults:
+    def __init__(self):
+        for f in fields(TrainConfig):
+            setattr(self, f.name, Default(f.name, f.default))
+
+
+_DEFAULT = _Defaults()
+_TRAIN_OPTIONS = tuple(f.name for f in fields(TrainConfig))
+
+
+# The keyword arguments are spelled out (not **options) so that tab completion and
+# inspect.signature() show every option; tests/test_api.py checks they equal TrainConfig's fields.
 def train(
     data: str | os.PathLike | None = None,
     *,
+    out: str | os.PathLike = _DEFAULT.out,
+    preset: str | None = _DEFAULT.preset,
+    model: str = _DEFAULT.model,
+    epochs: int = _DEFAULT.epochs,
+    time: str | float | None = _DEFAULT.time,
+    img_size: int | None = _DEFAULT.img_size,
+    batch_size: int = _DEFAULT.batch_size,
+    pretrained: str | None = _DEFAULT.pretrained,
+    freeze: str = _DEFAULT.freeze,
+    freeze_epochs: int = _DEFAULT.freeze_epochs,
+    layer_decay: float = _DEFAULT.layer_decay,
+    optimizer: str = _DEFAULT.optimizer,
+    lr: float | str = _DEFAULT.lr,
+    momentum: float = _DEFAULT.momentum,
+    nesterov: bool = _DEFAULT.nesterov,
+    weight_decay: float = _DEFAULT.weight_decay,
+    decay_norm_and_bias: bool = _DEFAULT.decay_norm_and_bias,
+    bias_lr_scale: float = _DEFAULT.bias_lr_scale,
+    schedule: str = _DEFAULT.schedule,
+    warmup_epochs: float = _DEFAULT.warmup_epochs,
+    lr_start_factor: float = _DEFAULT.lr_start_factor,
+    lr_end_factor: float = _DEFAULT.lr_end_factor,
+    weight_averaging: str = _DEFAULT.weight_averaging,
+    ema_decay: float = _DEFAULT.ema_decay,
+    dropout: float | None = _DEFAULT.dropout,
+    drop_path: float = _DEFAULT.drop_path,
+    loss: str = _DEFAULT.loss,
+    focal_gamma: float = _DEFAULT.focal_gamma,
+    class_weights: str = _DEFAULT.class_weights,
+    sampler: str = _DEFAULT.sampler,
+    label_smoothing: float = _DEFAULT.label_smoothing,
+    flip: bool = _DEFAULT.flip,
+    alternating_flip: bool = _DEFAULT.alternating_flip,
+    crop_padding: float = _DEFAULT.crop_padding,
+    random_resized_crop: float = _DEFAULT.random_resized_crop,
+    rotation: float = _DEFAULT.rotation,
+    perspective: float = _DEFAULT.perspective,
+    color_jitter: float = _DEFAULT.color_jitter,
+    noise: float = _DEFAULT.noise,
+    erasing: float = _DEFAULT.erasing,
+    auto_augment: str = _DEFAULT.auto_augment,
+    mixup: float = _DEFAULT.mixup,
+    cutmix: float = _DEFAULT.cutmix,
+    early_stopping: int = _DEFAULT.early_stopping,
+    monitor: str = _DEFAULT.monitor,
+    tta: str = _DEFAULT.tta,
+    val_fraction: float = _DEFAULT.val_fraction,
+    test_fraction: float = _DEFAULT.test_fraction,
+    group_column: str | None = _DEFAULT.group_column,
+    splits: str | None = _DEFAULT.splits,
+    seed: int = _DEFAULT.seed,
+    precision: str = _DEFAULT.precision,
+    checkpoint_every: int = _DEFAULT.checkpoint_every,
+    compile: bool = _DEFAULT.compile,
+    device: str = _DEFAULT.device,
+    cache_dir: str | None = _DEFAULT.cache_dir,
     config: TrainConfig | str | os.PathLike | None = None,
     overwrite: bool = False,
     resume: str | os.PathLike | None = None,
-    **options,
 ) -> TrainResult:
-    """Train a classifier on ``data`` and write a run directory (``out=`` is required).
+    """Train a classifier on ``data`` and write a run directory (``out=`` is required); returns a
+    :class:`~imgclf.train.fit.TrainResult` (``.run_dir``, ``.best_val_accuracy``, ``.config``, ...).
 
-    Options are the fields of :class:`imgclf.train.config.TrainConfig` (``model``, ``epochs``,
-    ``img_size``, ``batch_size``, ``lr``, ``preset``, ...), the same as `imgclf train`'s flags.
-    ``config`` is a TrainConfig or the path of a ``config.yaml``; options given here override
-    it, and a preset fills in only what neither sets.
+    The keyword arguments are `imgclf train`'s options (listed below). ``config`` is a
+    TrainConfig or the path of a ``config.yaml``; options given here override it, and a preset
+    fills in only what neither sets. Values are checked against the options' types (a
+    :class:`~imgclf.errors.UserError` names the first wrong one).
 
     ``resume=RUN`` continues an interrupted run from its last checkpoint; on a finished run,
     ``epochs=N`` trains N more epochs (a new learning-rate cycle).
     """
-    if resume is not None:
-        return _resume(Path(resume), data, options)
-    if isinstance(config, TrainConfig):
-        cfg, explicit = config, set()
-    elif config is not None:
-        cfg = TrainConfig.from_yaml(config)
-        explicit = set(TrainConfig.keys_in_yaml(config))
-    else:
-        cfg, explicit = TrainConfig(), set()
+    given = {k: v for k, v in locals().items() if k in _TRAIN_OPTIONS and k != "data" and not isinstance(v, Default)}
     if data is not None:
-        options["data"] = data
-    for key, value in options.items():
-        if not hasattr(cfg, key):
-            raise TypeError(f"train() got an unknown option {key!r}")
-        setattr(cfg, key, str(value) if key in ("data", "out") else value)
-    apply_preset(cfg, explicit | set(options))
+        given["data"] = data
+    if resume is not None:
+        return _resume(Path(resume), given)
+    cfg = resolve(config, **given)  # a wrong option fails here, before PyTorch loads
+    from .train.fit import fit
+
     return fit(cfg, overwrite=overwrite)
 
 
-def _resume(run: Path, data, options: dict) -> TrainResult:
+train.__doc__ += "\n    Options:\n\n" + "\n".join(
+    f"    ``{f.name}`` (default {f.default!r}): {option_help(f)}" for f in TrainConfig.options()
+)
+
+
+def _resume(run: Path, options: dict) -> TrainResult:
+    from .train.fit import fit
+
     if not (run / "config.yaml").exists():
         raise UserError(f"{run} is not a run directory that can be resumed (no config.yaml)")
+    data = options.pop("data", None)
     changed = sorted(set(options) - _RESUME_OPTIONS - {"out"})
     if changed:
         raise UserError(f"cannot change {', '.join('--' + c.replace('_', '-') for c in changed)} when resuming; start a new run instead")
     cfg = TrainConfig.from_yaml(run / "config.yaml")
-    if data is not None and str(data) != cfg.data:
+    if data is not None and os.fspath(data) != cfg.data:
         raise UserError(f"{run} was trained on {cfg.data}, not {data}; resume it without DATA")
     cfg.out = str(run)
-    extend = options.pop("epochs", None)
-    for key, value in options.items():
-        if key != "out":
-            setattr(cfg, key, value)
+    resumed = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in options.items() if k != "out"}
+    TrainConfig.check_types(resumed)
+    extend = resumed.pop("epochs", None)
+    for key, value in resumed.items():
+        setattr(cfg, key, value)
     return fit(cfg, resume=True, extend_epochs=extend)
+
+
+def lr_find(
+    data: str | os.PathLike,
+    *,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    steps: int = 100,
+    plot: str | os.PathLike | None = "lr_find.png",
+    config: TrainConfig | str | os.PathLike | None = None,
+    **options,
+) -> LRFindResult:
+    """The learning-rate range test (`imgclf lr-find`): ``.suggestion`` is a learning rate for
+    :func:`train` with the same options (``options``: TrainConfig's fields, ``lr`` aside; a
+    preset applies as in training), ``.plot`` the saved loss-against-lr figure."""
+    from .train.lr_find import lr_find as _lr_find
+
+    options.pop("lr", None)
+    cfg = resolve(config, data=data, out="-", **options).validate()  # out: a range test writes no run
+    return _lr_find(cfg, start_lr=start_lr, end_lr=end_lr, steps=steps, plot=plot)
 
 
 def evaluate(run: str | os.PathLike | TrainResult, **options) -> EvalResult:
@@ -86,19 +190,72 @@ def evaluate(run: str | os.PathLike | TrainResult, **options) -> EvalResult:
     ``robustness``, ``robustness_limit``, ``explain``, ``label_issues``, ``precision``) are those
     of :func:`imgclf.evaluate.evaluate.evaluate`, the same as `imgclf evaluate`'s flags.
     """
+    from .evaluate.evaluate import evaluate as _evaluate
+
     return _evaluate(_run_path(run), **options)
 
 
 def load(
     path: str | os.PathLike | TrainResult, device: str = "auto", precision: str = "auto", backend: str = "auto"
 ) -> Predictor:
-    """A :class:`Predictor` for a run directory, model bundle or exported ``.onnx`` file:
-    ``load(run).predict(["x.jpg"])``.
+    """A :class:`~imgclf.predict.Predictor` for a run directory, model bundle or exported ``.onnx``
+    file: ``load(run).predict("x.jpg")`` gives one Prediction, ``predict([...])`` a list.
 
     ``backend``: ``torch``, ``onnx``, ``onnx-int8`` or ``auto`` (the run's ONNX export on a CPU
     when it was exported from the current weights, else PyTorch).
     """
+    from .predict import load as _load
+
     return _load(_run_path(path), device=device, precision=precision, backend=backend)
+
+
+@dataclass
+class PredictResult:
+    """What `imgclf predict` shows: ``predictions`` (all, or only the unsure ones), out of ``total``
+    inputs of which ``errors`` could not be read and ``unsure`` were below the run's threshold."""
+
+    predictions: list[Prediction]
+    total: int
+    errors: int
+    unsure: int
+    top_k: int
+    output: Path | None = None
+    only_unsure: bool = False
+
+
+def predict_images(
+    run: str | os.PathLike | TrainResult,
+    inputs: list[str],
+    *,
+    top_k: int = 3,
+    batch_size: int = 64,
+    limit: int | None = None,
+    backend: str = "auto",
+    only_unsure: bool = False,
+    output: str | os.PathLike | None = None,
+) -> PredictResult:
+    """`imgclf predict`: labels for files, folders, glob patterns and ``builtin:NAME`` datasets,
+    optionally only the unsure ones, written to ``output`` (.csv or .json) when given."""
+    from .predict import builtin_inputs, expand_inputs, write_predictions
+
+    out = Path(output) if output else None
+    if out is not None and out.suffix.lower() not in (".csv", ".json"):
+        raise UserError(f"--output must end in .csv or .json, not {out.suffix or 'nothing'}")
+    predictor = load(run, backend=backend)
+    items: list = []
+    for spec in inputs:
+        items += builtin_inputs(spec, limit) if spec.startswith("builtin:") else expand_inputs([spec])
+    items = items[:limit] if limit else items
+    preds = list(predictor.predict(items, top_k=top_k, batch_size=batch_size))
+    unsure = [p for p in preds if getattr(p, "unsure", None) is True]
+    readable = [p for p in preds if not p.error]
+    if only_unsure and readable and all(getattr(p, "unsure", None) is None for p in readable):
+        where = _run_path(run)
+        raise UserError(f"{where} has no confidence threshold yet, so no image can be called unsure; run `imgclf evaluate {where}` first")
+    shown = unsure if only_unsure else preds
+    if out is not None:
+        write_predictions(out, shown)
+    return PredictResult(shown, len(preds), sum(1 for p in preds if p.error), len(unsure), top_k, out, only_unsure)
 
 
 def export(run: str | os.PathLike | TrainResult, **options) -> ExportResult:
@@ -108,9 +265,11 @@ def export(run: str | os.PathLike | TrainResult, **options) -> ExportResult:
     Options (``format``, ``int8``, ``opset``, ``allow_drop``, ``data``, ``split``, ``limit``) are
     those of :func:`imgclf.export.export.export`, the same as `imgclf export`'s flags. Returns an
     :class:`~imgclf.export.export.ExportResult`; raises
-    :class:`~imgclf.export.export.ExportCheckFailed` (a UserError) when the parity or int8
-    accuracy check fails, after writing ``parity.json``.
+    :class:`~imgclf.export.export.ExportCheckFailed` (a UserError whose ``.result`` is the
+    ExportResult) when the parity or int8 accuracy check fails, after writing ``parity.json``.
     """
+    from .export.export import export as _export
+
     return _export(_run_path(run), **options)
 
 
@@ -150,5 +309,53 @@ def label_issues(run: str | os.PathLike | TrainResult, **options) -> list[dict]:
     return find_label_issues(_run_path(run), **options)
 
 
+def bench_train(data: str | os.PathLike, **options) -> dict:
+    """`imgclf bench train`: images per second of the input pipeline and of training, FLOPs per
+    image, achieved FLOP/s and the fraction of the device's matrix-product peak, with the machine
+    and versions. Options (``model``, ``img_size``, ``batch_size``, ``steps``, ``precision``,
+    ``device``, ...): :func:`imgclf.train.bench.bench_train`."""
+    from .train.bench import bench_train as _bench_train
+
+    return _bench_train(data, **options)
+
+
+def bench_infer(run: str | os.PathLike | TrainResult, **options) -> dict:
+    """`imgclf bench infer`: prediction speed of a run per backend (latency percentiles at batch
+    1, throughput, end-to-end latency from image bytes). Options (``backends``, ``runs``,
+    ``batch``, ``batch_runs``, ...): :func:`imgclf.export.bench_infer.bench_infer`."""
+    from .export.bench_infer import bench_infer as _bench_infer
+
+    return _bench_infer(_run_path(run), **options)
+
+
+@dataclass
+class ModelList:
+    """`imgclf models`: one dict per architecture (name, source, params, gflops, ...), and how many
+    models timm offers in all (``rows`` holds at most ``limit``)."""
+
+    rows: list[dict] = field(default_factory=list)
+    timm_total: int = 0
+
+
+def models(filter_text: str | None = None, **options) -> ModelList:
+    """Architectures `imgclf train --model` accepts: imgclf's compact nets and timm's zoo, with
+    parameters and FLOPs. Options (``img_size``, ``limit``): :func:`imgclf.models.factory.list_models`."""
+    import timm
+
+    from .models.factory import list_models
+
+    return ModelList(list_models(filter_text, **options), len(timm.list_models()))
+
+
+def clear_cache(cache_dir: str | os.PathLike | None = None) -> tuple[Path, int]:
+    """Delete the decoded-image cache (default: $IMGCLF_CACHE_DIR or ~/.cache/imgclf); returns
+    (the folder, bytes freed). The next run decodes its images again."""
+    from .data.cache import clear_cache as _clear
+
+    return _clear(cache_dir)
+
+
 def _run_path(run) -> Path:
-    return Path(run.run_dir) if isinstance(run, TrainResult) else Path(run)
+    """A run given as a path or as the TrainResult that :func:`train` returned."""
+    run_dir = getattr(run, "run_dir", None)
+    return Path(run_dir) if run_dir is not None else Path(run)

@@ -1,80 +1,125 @@
-"""The training configuration: every option of `imgclf train`, its default, and its meaning.
+"""The training configuration: every option of `imgclf train`, its default, meaning and allowed values.
 
 The resolved configuration is written to ``config.yaml`` in the run directory, and
-``imgclf train --config config.yaml`` reads it back to reproduce the run.
+``imgclf train --config config.yaml`` reads it back to reproduce the run. Options with a fixed
+set of values keep that set (a tuple below) in their field's metadata: the CLI builds its
+choices and help from it and :meth:`TrainConfig.validate` checks against the same tuple, so the
+two cannot drift apart. Values read from a file or given to the API are checked against the
+fields' types (:meth:`TrainConfig.check_types`), naming the key.
+
+This module imports nothing heavy: `imgclf train --help` imports it.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import functools
+import math
+import os
+import re
+import typing
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-import yaml
-
 from ..errors import UserError
+from ..inference.names import DEVICES, PRECISIONS, TTA_MODES
+from .presets import PRESETS, apply_preset
+
+OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop")
+SCHEDULES = ("cosine", "linear", "onecycle", "step")
+FREEZE_MODES = ("none", "head-only", "gradual")
+WEIGHT_AVERAGING = ("none", "ema", "lookahead")
+LOSSES = ("ce", "focal")
+CLASS_WEIGHTS = ("none", "auto")
+SAMPLERS = ("shuffle", "balanced")
+AUTO_AUGMENTS = ("none", "trivial", "rand")
+MONITORS = ("val_accuracy", "val_balanced_accuracy", "val_loss")
+
+
+def _opt(default, help: str, **meta):
+    return field(default=default, metadata={"help": help, **meta})
+
+
+def _choice(default, choices: tuple[str, ...], help: str, notes: dict[str, str] | None = None):
+    """A field with a fixed set of values; ``notes`` explain some of them in the help."""
+    return field(default=default, metadata={"help": help, "choices": choices, "notes": notes or {}})
 
 
 @dataclass
 class TrainConfig:
-    data: str = field(default="", metadata={"help": "folder, .zip, .csv/.jsonl manifest or builtin:NAME"})
-    out: str = field(default="", metadata={"help": "the run directory to create"})
-    preset: str | None = field(default=None, metadata={"help": "a tuned recipe whose settings apply unless given explicitly: fast-small (small images, speed to accuracy)"})
-    model: str = field(default="simple_cnn", metadata={"help": "a compact net (`imgclf models`) or any timm model name"})
-    epochs: int = field(default=10, metadata={"help": "passes over the training split"})
-    time: str | None = field(default=None, metadata={"help": "a time budget instead of --epochs, e.g. 10m: the schedule is planned to end within it (data preparation included)"})
-    img_size: int | None = field(default=None, metadata={"help": "input size in pixels (default: the model's native size, 32 for compact nets, 224 for most timm)"})
-    batch_size: int = field(default=64, metadata={"help": "images per optimiser step"})
-    pretrained: str | None = field(default=None, metadata={"help": "start from weights: a .safetensors/.pth/.bin file, a previous run directory, or timm (from the local Hugging Face cache)"})
-    freeze: str = field(default="none", metadata={"help": "none | head-only (backbone frozen) | gradual (head first, then unfreeze one block per epoch from the top)"})
-    freeze_epochs: int = field(default=1, metadata={"help": "epochs of training the head alone before --freeze gradual unfreezes"})
-    layer_decay: float = field(default=1.0, metadata={"help": "discriminative learning rates: each backbone block below the head gets this factor more (1: off)"})
-    optimizer: str = field(default="adamw", metadata={"help": "adamw | adam | sgd (Nesterov momentum) | rmsprop"})
-    lr: float | str = field(default=2e-3, metadata={"help": "peak learning rate, reached after warmup; auto: run the LR range test first (see imgclf lr-find)"})
-    momentum: float = field(default=0.9, metadata={"help": "momentum of sgd and rmsprop"})
-    nesterov: bool = field(default=True, metadata={"help": "Nesterov momentum for sgd"})
-    weight_decay: float = field(default=0.05, metadata={"help": "decoupled for adamw, L2 for the others"})
-    decay_norm_and_bias: bool = field(default=False, metadata={"help": "also decay normalisation and bias parameters"})
-    bias_lr_scale: float = field(default=1.0, metadata={"help": "learning-rate multiplier for normalisation and bias parameters"})
-    schedule: str = field(default="cosine", metadata={"help": "cosine | linear: the decay after warmup"})
-    warmup_epochs: float = field(default=1.0, metadata={"help": "epochs of linear warmup from lr x lr-start-factor"})
-    lr_start_factor: float = field(default=0.01, metadata={"help": "learning rate at the start of warmup, as a fraction of --lr"})
-    lr_end_factor: float = field(default=0.0, metadata={"help": "learning rate at the end, as a fraction of --lr"})
-    weight_averaging: str = field(default="none", metadata={"help": "none | ema (evaluate and save an exponential moving average) | lookahead (pull weights towards a slow average every 5 steps)"})
-    ema_decay: float = field(default=0.999, metadata={"help": "per-step decay of --weight-averaging ema"})
-    dropout: float | None = field(default=None, metadata={"help": "dropout before the classifier (default: the model's own)"})
-    drop_path: float = field(default=0.0, metadata={"help": "stochastic depth rate, for timm models that support it"})
-    loss: str = field(default="ce", metadata={"help": "ce (cross-entropy) | focal (down-weights easy examples; for imbalance)"})
-    focal_gamma: float = field(default=2.0, metadata={"help": "focusing exponent of the focal loss"})
-    class_weights: str = field(default="none", metadata={"help": "none | auto: weight each class by n / (classes x its count)"})
-    sampler: str = field(default="shuffle", metadata={"help": "shuffle | balanced: draw every class equally often (with replacement)"})
-    label_smoothing: float = field(default=0.0, metadata={"help": "spread this much target probability over all classes"})
-    flip: bool = field(default=True, metadata={"help": "random horizontal flips"})
-    alternating_flip: bool = field(default=False, metadata={"help": "flip each image every other epoch instead of at random"})
-    crop_padding: float = field(default=0.125, metadata={"help": "random crop after padding by this fraction of the size (0: off)"})
-    random_resized_crop: float = field(default=0.0, metadata={"help": "random resized crop keeping this much of the area at least, e.g. 0.35 (0: off)"})
-    rotation: float = field(default=0.0, metadata={"help": "random rotation up to this many degrees (0: off)"})
-    perspective: float = field(default=0.0, metadata={"help": "random perspective distortion, 0..1 (0: off)"})
-    color_jitter: float = field(default=0.0, metadata={"help": "brightness, contrast and saturation jitter strength, e.g. 0.4 (0: off)"})
-    noise: float = field(default=0.0, metadata={"help": "Gaussian pixel noise std in 0..255 units (0: off)"})
-    erasing: float = field(default=0.0, metadata={"help": "probability of erasing a random rectangle per image (0: off)"})
-    auto_augment: str = field(default="none", metadata={"help": "none | trivial (TrivialAugmentWide) | rand (RandAugment, 2 ops, magnitude 9)"})
-    mixup: float = field(default=0.0, metadata={"help": "mixup alpha (0: off); with --cutmix too, each batch uses one"})
-    cutmix: float = field(default=0.0, metadata={"help": "cutmix alpha (0: off)"})
-    early_stopping: int = field(default=0, metadata={"help": "stop after this many epochs without improvement of --monitor (0: off)"})
-    monitor: str = field(default="val_accuracy", metadata={"help": "val_accuracy | val_balanced_accuracy | val_loss: picks the best epoch and drives early stopping"})
-    tta: str = field(default="none", metadata={"help": "test-time augmentation at evaluation and prediction: none | flip | flip-translate"})
-    val_fraction: float = field(default=0.1, metadata={"help": "used when the data has no predefined val split"})
-    test_fraction: float = field(default=0.1, metadata={"help": "used when the data has no predefined test split"})
-    group_column: str | None = field(default=None, metadata={"help": "keep each value of this manifest column in one split"})
-    splits: str | None = field(default=None, metadata={"help": "reuse the split (and labels) of this splits.csv, e.g. another run's, instead of making one; images it does not list are left out"})
-    seed: int = field(default=0, metadata={"help": "seeds the split, initialisation, order and augmentation"})
-    precision: str = field(default="auto", metadata={"help": "auto | fp32 | bf16 | fp16: auto picks bf16 autocast where the hardware supports it; fp16 uses loss scaling"})
-    checkpoint_every: int = field(default=0, metadata={"help": "also checkpoint every this many steps within an epoch (0: at epoch ends only)"})
-    compile: bool = field(default=False, metadata={"help": "torch.compile the model: slower start, faster steps where it helps (see BENCHMARKS.md)"})
-    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
-    cache_dir: str | None = field(default=None, metadata={"help": "decoded-image cache (default: $IMGCLF_CACHE_DIR or ~/.cache/imgclf)"})
+    data: str = _opt("", "folder, .zip, .csv/.jsonl manifest or builtin:NAME")
+    out: str = _opt("", "the run directory to create")
+    preset: str | None = _choice(None, tuple(PRESETS), "a tuned recipe whose settings apply unless given explicitly",
+                                 {"fast-small": "small images, speed to accuracy"})  # fmt: skip
+    model: str = _opt("simple_cnn", "a compact net (`imgclf models`) or any timm model name")
+    epochs: int = _opt(10, "passes over the training split")
+    time: str | float | None = _opt(None, "a time budget instead of --epochs, e.g. 10m: the schedule is planned to end within it "
+                                    "(data preparation included)",
+                                    kind="a duration like 10m, 90s or 1.5h, or a number of seconds")  # fmt: skip
+    img_size: int | None = _opt(None, "input size in pixels (default: the model's native size, 32 for compact nets, 224 for most timm)")
+    batch_size: int = _opt(64, "images per optimiser step")
+    pretrained: str | None = _opt(None, "start from weights: a .safetensors/.pth/.bin file, a previous run directory, "
+                                        "or timm (from the local Hugging Face cache)")  # fmt: skip
+    freeze: str = _choice("none", FREEZE_MODES, "which weights train", {"head-only": "backbone frozen",
+                          "gradual": "head first, then unfreeze one block per epoch from the top"})  # fmt: skip
+    freeze_epochs: int = _opt(1, "epochs of training the head alone before --freeze gradual unfreezes")
+    layer_decay: float = _opt(1.0, "discriminative learning rates: each backbone block below the head gets this factor more (1: off)")
+    optimizer: str = _choice("adamw", OPTIMIZERS, "the optimiser", {"sgd": "Nesterov momentum"})
+    lr: float | str = _opt(2e-3, "peak learning rate, reached after warmup; auto: run the LR range test first (see imgclf lr-find)",
+                           kind="a number or auto")  # fmt: skip
+    momentum: float = _opt(0.9, "momentum of sgd and rmsprop")
+    nesterov: bool = _opt(True, "Nesterov momentum for sgd")
+    weight_decay: float = _opt(0.05, "decoupled for adamw, L2 for the others")
+    decay_norm_and_bias: bool = _opt(False, "also decay normalisation and bias parameters")
+    bias_lr_scale: float = _opt(1.0, "learning-rate multiplier for normalisation and bias parameters")
+    schedule: str = _choice("cosine", SCHEDULES, "the decay after warmup", {"onecycle": "cosine rise and fall",
+                            "step": "x0.1 at 50% and 75% of the decay"})  # fmt: skip
+    warmup_epochs: float = _opt(1.0, "epochs of linear warmup from lr x lr-start-factor")
+    lr_start_factor: float = _opt(0.01, "learning rate at the start of warmup, as a fraction of --lr")
+    lr_end_factor: float = _opt(0.0, "learning rate at the end, as a fraction of --lr")
+    weight_averaging: str = _choice("none", WEIGHT_AVERAGING, "weight averaging", {"ema": "evaluate and save an exponential moving average",
+                                    "lookahead": "pull weights towards a slow average every 5 steps"})  # fmt: skip
+    ema_decay: float = _opt(0.999, "per-step decay of --weight-averaging ema")
+    dropout: float | None = _opt(None, "dropout before the classifier (default: the model's own)")
+    drop_path: float = _opt(0.0, "stochastic depth rate, for timm models that support it")
+    loss: str = _choice("ce", LOSSES, "the loss", {"ce": "cross-entropy", "focal": "down-weights easy examples; for imbalance"})
+    focal_gamma: float = _opt(2.0, "focusing exponent of the focal loss")
+    class_weights: str = _choice("none", CLASS_WEIGHTS, "loss weights per class",
+                                 {"auto": "weight each class by n / (classes x its count)"})  # fmt: skip
+    sampler: str = _choice("shuffle", SAMPLERS, "how training batches are drawn",
+                           {"balanced": "every class equally often, with replacement"})  # fmt: skip
+    label_smoothing: float = _opt(0.0, "spread this much target probability over all classes")
+    flip: bool = _opt(True, "random horizontal flips")
+    alternating_flip: bool = _opt(False, "flip each image every other epoch instead of at random")
+    crop_padding: float = _opt(0.125, "random crop after padding by this fraction of the size (0: off)")
+    random_resized_crop: float = _opt(0.0, "random resized crop keeping this much of the area at least, e.g. 0.35 (0: off)")
+    rotation: float = _opt(0.0, "random rotation up to this many degrees (0: off)")
+    perspective: float = _opt(0.0, "random perspective distortion, 0..1 (0: off)")
+    color_jitter: float = _opt(0.0, "brightness, contrast and saturation jitter strength, e.g. 0.4 (0: off)")
+    noise: float = _opt(0.0, "Gaussian pixel noise std in 0..255 units (0: off)")
+    erasing: float = _opt(0.0, "probability of erasing a random rectangle per image (0: off)")
+    auto_augment: str = _choice("none", AUTO_AUGMENTS, "automatic augmentation policy", {"trivial": "TrivialAugmentWide",
+                                "rand": "RandAugment, 2 ops, magnitude 9"})  # fmt: skip
+    mixup: float = _opt(0.0, "mixup alpha (0: off); with --cutmix too, each batch uses one")
+    cutmix: float = _opt(0.0, "cutmix alpha (0: off)")
+    early_stopping: int = _opt(0, "stop after this many epochs without improvement of --monitor (0: off)")
+    monitor: str = _choice("val_accuracy", MONITORS, "picks the best epoch and drives early stopping")
+    tta: str = _choice("none", TTA_MODES, "test-time augmentation at evaluation and prediction")
+    val_fraction: float = _opt(0.1, "used when the data has no predefined val split")
+    test_fraction: float = _opt(0.1, "used when the data has no predefined test split")
+    group_column: str | None = _opt(None, "keep each value of this manifest column in one split")
+    splits: str | None = _opt(None, "reuse the split (and labels) of this splits.csv, e.g. another run's, instead of making one; "
+                                    "images it does not list are left out")  # fmt: skip
+    seed: int = _opt(0, "seeds the split, initialisation, order and augmentation")
+    precision: str = _choice("auto", PRECISIONS, "the training precision", {"auto": "bf16 autocast where the hardware supports it",
+                             "fp16": "with loss scaling"})  # fmt: skip
+    checkpoint_every: int = _opt(0, "also checkpoint every this many steps within an epoch (0: at epoch ends only)")
+    compile: bool = _opt(False, "torch.compile the model: slower start, faster steps where it helps (see BENCHMARKS.md)")
+    device: str = _choice("auto", DEVICES, "where to train")
+    cache_dir: str | None = _opt(None, "decoded-image cache (default: $IMGCLF_CACHE_DIR or ~/.cache/imgclf)")
 
     def validate(self) -> "TrainConfig":
+        """Check every value (types, fixed sets, ranges); raise a UserError naming the first bad option."""
+        self.check_types(self.to_dict())
         if not self.data:
             raise UserError("no data given: pass a folder, zip, manifest or builtin:digits")
         if not self.out:
@@ -84,48 +129,53 @@ class TrainConfig:
                 self.lr = float(self.lr)
             except ValueError:
                 raise UserError(f"--lr {self.lr!r}: give a number or auto") from None
-        checks = [
+            if not math.isfinite(self.lr):
+                raise UserError("--lr must be a finite number (or auto)")
+        for f in fields(self):
+            value, choices = getattr(self, f.name), f.metadata.get("choices")
+            if choices and value not in choices and not (value is None and f.default is None):
+                raise UserError(f"{_flag(f.name)} must be {_either(choices)}, not {_short(value)}")
+        for ok, message in self._range_checks():
+            if not ok:
+                raise UserError(message)
+        return self
+
+    def _range_checks(self) -> list[tuple[bool, str]]:
+        non_negative = ("rotation", "color_jitter", "noise", "mixup", "cutmix", "focal_gamma", "warmup_epochs", "momentum", "weight_decay",
+                        "lr_start_factor", "lr_end_factor", "freeze_epochs", "early_stopping", "checkpoint_every")  # fmt: skip
+        return [
             (self.epochs >= 1, "--epochs must be at least 1"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.lr == "auto" or self.lr > 0, "--lr must be positive (or auto)"),
             (self.img_size is None or 8 <= self.img_size <= 2048, "--img-size must be between 8 and 2048"),
-            (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1, "split fractions must be in [0, 1)"),
-            (self.val_fraction + self.test_fraction < 1, "val and test fractions must leave images for training"),
+            (0 <= self.val_fraction < 1, "--val-fraction must be in [0, 1)"),
+            (0 <= self.test_fraction < 1, "--test-fraction must be in [0, 1)"),
+            (self.val_fraction + self.test_fraction < 1, "--val-fraction and --test-fraction must leave images for training"),
             (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
             (0 <= self.crop_padding <= 0.5, "--crop-padding must be in [0, 0.5]"),
-            (self.precision in ("auto", "fp32", "bf16", "fp16"), "--precision must be auto, fp32, bf16 or fp16"),
-            (self.device in ("auto", "cpu", "cuda"), "--device must be auto, cpu or cuda"),
-            (self.optimizer in ("adamw", "adam", "sgd", "rmsprop"), "--optimizer must be adamw, adam, sgd or rmsprop"),
-            (self.schedule in ("cosine", "linear", "onecycle", "step"), "--schedule must be cosine, linear, onecycle or step"),
-            (self.weight_averaging in ("none", "ema", "lookahead"), "--weight-averaging must be none, ema or lookahead"),
             (0 < self.ema_decay < 1, "--ema-decay must be between 0 and 1"),
             (self.dropout is None or 0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
             (0 <= self.drop_path < 1, "--drop-path must be in [0, 1)"),
-            (self.tta in ("none", "flip", "flip-translate"), "--tta must be none, flip or flip-translate"),
-            (self.auto_augment in ("none", "trivial", "rand"), "--auto-augment must be none, trivial or rand"),
-            (self.loss in ("ce", "focal"), "--loss must be ce or focal"),
-            (self.freeze in ("none", "head-only", "gradual"), "--freeze must be none, head-only or gradual"),
-            (self.freeze_epochs >= 0, "--freeze-epochs must not be negative"),
             (0 < self.layer_decay <= 1, "--layer-decay must be in (0, 1]"),
-            (self.monitor in ("val_accuracy", "val_balanced_accuracy", "val_loss"), "--monitor must be val_accuracy, val_balanced_accuracy or val_loss"),
-            (self.early_stopping >= 0, "--early-stopping must not be negative"),
-            (self.checkpoint_every >= 0, "--checkpoint-every must not be negative"),
             (not (self.early_stopping and self.weight_averaging == "lookahead"),
              "--early-stopping cannot be combined with --weight-averaging lookahead: its weights are only final at the planned end"),
-            (self.class_weights in ("none", "auto"), "--class-weights must be none or auto"),
-            (self.sampler in ("shuffle", "balanced"), "--sampler must be shuffle or balanced"),
             (0 <= self.random_resized_crop <= 1, "--random-resized-crop must be in [0, 1]"),
             (0 <= self.perspective <= 1, "--perspective must be in [0, 1]"),
             (0 <= self.erasing <= 1, "--erasing must be in [0, 1]"),
-            (min(self.rotation, self.color_jitter, self.noise, self.mixup, self.cutmix, self.focal_gamma) >= 0,
-             "augmentation strengths, mixup/cutmix alphas and --focal-gamma must not be negative"),
-            (self.warmup_epochs >= 0, "--warmup-epochs must not be negative"),
             (self.bias_lr_scale > 0, "--bias-lr-scale must be positive"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UserError(message)
-        return self
+            (self.time is None or isinstance(self.time, str) or self.time > 0, "--time must be positive"),
+            *((getattr(self, name) >= 0, f"{_flag(name)} must not be negative") for name in non_negative),
+        ]  # fmt: skip
+
+    @classmethod
+    def check_types(cls, values: typing.Mapping, where: str = "") -> None:
+        """Raise a UserError naming the first key of ``values`` whose value does not fit its field's
+        type: a bool is not a number, an int is a fine float, null only where the default is None,
+        numbers finite. ``where`` (a file name, say) starts the message."""
+        for key, value in values.items():
+            problem = _type_problem(key, value)
+            if problem:
+                raise UserError(f"{where}: {problem}" if where else problem)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -136,30 +186,136 @@ class TrainConfig:
         return [f for f in fields(cls) if f.name not in ("data", "out")]
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: typing.Mapping, where: str = "config") -> "TrainConfig":
+        """A configuration from a mapping of option names to values, every key and value checked."""
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown = sorted(str(k) for k in d if k not in known)
         if unknown:
-            raise UserError(f"unknown option(s) in config: {', '.join(unknown)}")
+            raise UserError(f"unknown option(s) in {where}: {', '.join(unknown)}")
+        cls.check_types(d, where)
         return cls(**d)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
-        return cls.from_dict(cls._read_yaml(path))
+        return cls.from_dict(read_yaml(path), where=str(path))
 
     @classmethod
     def keys_in_yaml(cls, path: str | Path) -> list[str]:
-        return list(cls._read_yaml(path))
+        return list(read_yaml(path))
 
-    @staticmethod
-    def _read_yaml(path: str | Path) -> dict:
-        p = Path(path)
-        if not p.exists():
-            raise UserError(f"config file {path} does not exist")
-        try:
-            d = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise UserError(f"{path} is not valid YAML ({exc})") from None
-        if not isinstance(d, dict):
-            raise UserError(f"{path} must hold a mapping of option: value")
-        return d
+
+def resolve(config: TrainConfig | str | os.PathLike | None = None, **options) -> TrainConfig:
+    """The configuration a training call means: ``config`` (a TrainConfig, or the path of a
+    ``config.yaml``), then ``options`` over it (type-checked like a file's values), then the preset
+    filling in whatever neither set. Not yet validated: :meth:`TrainConfig.validate` does that."""
+    if isinstance(config, TrainConfig):
+        cfg, explicit = replace(config), set()
+    elif config is not None:
+        values = read_yaml(config)
+        cfg, explicit = TrainConfig.from_dict(values, where=str(config)), set(values)
+    else:
+        cfg, explicit = TrainConfig(), set()
+    known = {f.name for f in fields(TrainConfig)}
+    for key in options:
+        if key not in known:
+            raise TypeError(f"unknown training option {key!r}")
+    options = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in options.items()}  # paths as text
+    TrainConfig.check_types(options)
+    for key, value in options.items():
+        setattr(cfg, key, value)
+    apply_preset(cfg, explicit | set(options))
+    return cfg
+
+
+def option_help(f) -> str:
+    """A field's help text, with its allowed values (and their notes) listed from the same tuple
+    validate() checks."""
+    text = f.metadata.get("help", "")
+    choices = f.metadata.get("choices")
+    if not choices:
+        return text
+    notes = f.metadata.get("notes", {})
+    return f"{text}: " + " | ".join(f"{c} ({notes[c]})" if c in notes else c for c in choices)
+
+
+def read_yaml(path: str | os.PathLike) -> dict:
+    """The mapping in a config.yaml; a missing file, bad YAML or a non-mapping is a UserError."""
+    import yaml  # only when a file is read: `imgclf --help` does not need it
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"config file {path} does not exist")
+    try:
+        d = yaml.load(p.read_text(encoding="utf-8"), Loader=_yaml_loader()) or {}
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path} is not valid YAML ({' '.join(str(exc).split())})") from None
+    except RecursionError:
+        raise UserError(f"{path} is nested too deeply to be a configuration") from None
+    if not isinstance(d, dict):
+        raise UserError(f"{path} must hold a mapping of option: value")
+    return d
+
+
+@functools.cache
+def _yaml_loader():
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        """SafeLoader that reads 1e-3 as a number: PyYAML follows YAML 1.1, where a float needs a dot,
+        so `lr: 1e-3` would silently be the string '1e-3' (YAML 1.2 and every reader mean a number)."""
+
+    exponent = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$")
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", exponent, list("-+0123456789."))
+    return Loader
+
+
+@functools.cache
+def _field_kinds() -> dict[str, tuple]:
+    hints = typing.get_type_hints(TrainConfig)
+    return {name: typing.get_args(t) or (t,) for name, t in hints.items()}
+
+
+_KIND_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+
+
+def _type_problem(key, value) -> str | None:
+    kinds = _field_kinds().get(key)
+    if kinds is None:
+        return f"unknown option {_short(key)}"
+    if value is None:
+        ok = type(None) in kinds
+    elif isinstance(value, bool):  # before int: True is an int to Python, never to a person
+        ok = bool in kinds
+    elif isinstance(value, int):
+        ok = int in kinds or float in kinds
+    elif isinstance(value, float):
+        if float in kinds and not math.isfinite(value):
+            return f"{key} must be a finite number, not {value}"
+        ok = float in kinds
+    elif isinstance(value, str):
+        ok = str in kinds
+    else:
+        ok = False
+    if ok:
+        return None
+    meta = next(f.metadata for f in fields(TrainConfig) if f.name == key)
+    wanted = meta.get("kind") or (_either(meta["choices"]) if meta.get("choices") else
+                                  " or ".join(_KIND_WORDS[k] for k in kinds if k in _KIND_WORDS))  # fmt: skip
+    if type(None) in kinds:
+        wanted += " (or null)"
+    return f"{key} must be {wanted}, not {_short(value)}"
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _either(choices: tuple[str, ...]) -> str:
+    return ", ".join(choices[:-1]) + " or " + choices[-1] if len(choices) > 1 else choices[0]
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
