@@ -314,3 +314,16 @@ def test_data_that_cannot_be_split_is_reported_not_raised(tmp_path):
     assert report["images_readable"] == 6
     assert roundtrip(report) == report
     assert "cannot split the data" in format_check(report)
+
+
+def test_file_names_that_are_not_utf8_are_reported_as_text(tmp_path):
+    root = tmp_path / os.fsdecode(b"d\xe9")
+    synth.make_folder(root, classes=("circle", "square"), per_class=3)
+    with open(os.fsencode(root / "square") + b"/\xff.png", "wb") as fh:
+        fh.write(synth.truncated_jpeg())
+    report = check_data(root)
+    text = json.dumps(roundtrip(report), ensure_ascii=False)
+    text.encode("utf-8")
+    assert "square/\\\\xff.png" in text  # the escaped name, itself JSON-escaped
+    assert [u["path"] for u in report["unreadable"]] == ["square/\\xff.png"]
+    format_check(report).encode("utf-8")

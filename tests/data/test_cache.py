@@ -261,3 +261,20 @@ def test_prepare_with_model_classes_refuses_unknown_labels(tmp_path, cache_dir):
     root = make_folder(tmp_path / "d", classes=("circle", "square"), per_class=2)
     with pytest.raises(DataError, match="'square' is not one of the model's classes"):
         prepare(root, PP, classes=["circle", "triangle"], cache_dir=cache_dir)
+
+
+def test_file_names_that_are_not_utf8_go_through_prepare_and_splits_csv(tmp_path, cache_dir):
+    # Linux file names are bytes: a folder named in Latin-1, and a file in it, must train.
+    root = tmp_path / os.fsdecode(b"donn\xe9es")
+    make_folder(root, classes=("circle", "square"), per_class=6, size=16)
+    with open(os.fsencode(root / "circle") + b"/caf\xe9.png", "wb") as fh:
+        fh.write(encode(shape_image("circle", 16, seed=50), "PNG"))
+    data = prepare(root, PP, seed=0, cache_dir=cache_dir)
+    assert "circle/caf\\xe9.png" in [s.path for s in data.samples]
+    assert data.skipped == []
+    json.dumps(data.report(), ensure_ascii=False).encode("utf-8")
+    out = tmp_path / "splits.csv"
+    data.write_splits_csv(out)
+    again = prepare(root, PP, splits_from=out, cache_dir=cache_dir)
+    assert [s.path for s in again.samples] == [s.path for s in data.samples]
+    assert np.array_equal(again.pixels[again.rows], data.pixels[data.rows])

@@ -13,6 +13,7 @@ from synth import encode, make_folder, make_zip, shape_image
 
 from imgclf.data.decode import decode_rgb
 from imgclf.data.sources import (
+    ArchiveLimits,
     BuiltinSource,
     FolderSource,
     ManifestSource,
@@ -163,6 +164,56 @@ def test_not_a_zip_is_a_data_error(tmp_path):
     bad.write_bytes(b"definitely not a zip archive")
     with pytest.raises(DataError, match="not a readable zip"):
         open_source(bad)
+
+
+def zip_bomb(path: Path, inflated: int = 40 << 20) -> Path:
+    """A real image per class plus circle/bomb.png: ``inflated`` bytes of zeros, about 1030:1 compressed."""
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("circle/0.png", image_bytes())
+        zf.writestr("square/0.png", image_bytes("square"))
+        zf.writestr(zipfile.ZipInfo("circle/bomb.png"), bytes(inflated), zipfile.ZIP_DEFLATED, 9)
+    return path
+
+
+def test_zip_bomb_member_is_refused_before_inflating(tmp_path, monkeypatch):
+    src = open_source(zip_bomb(tmp_path / "bomb.zip"))
+    opened = []
+    real_open = zipfile.ZipFile.open
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda zf, name, *a, **k: opened.append(str(name)) or real_open(zf, name, *a, **k))
+    with pytest.raises(OSError, match="compression ratio 1,0[0-9][0-9]:1 is above the limit 1,000:1"):
+        src.read_bytes("circle/bomb.png")
+    assert opened == []  # refused from the central directory, never decompressed
+    assert src.read_bytes("square/0.png") == image_bytes("square")
+
+
+def test_zip_member_limits_are_configurable(tmp_path):
+    archive = zip_bomb(tmp_path / "bomb.zip", inflated=4 << 20)
+    lenient = open_source(archive, archive_limits=ArchiveLimits(max_ratio=2000))
+    assert len(lenient.read_bytes("circle/bomb.png")) == 4 << 20
+    strict = open_source(archive, archive_limits=ArchiveLimits(max_member_bytes=1000))
+    with pytest.raises(OSError, match="4,194,304 bytes uncompressed, above the limit of 1,000"):
+        strict.read_bytes("circle/bomb.png")
+    assert ArchiveLimits() == ArchiveLimits(max_member_bytes=256 << 20, max_ratio=1000)
+
+
+def test_zip_unsafe_member_names_are_ignored_not_made_classes(tmp_path):
+    members = {"circle/0.png": image_bytes(), "square/0.png": image_bytes("square")}
+    unsafe = ["/abs/cat/y.png", "../up/cat/x.png", "circle/../../z.png", "C:/w/cat/x.png", "\\\\host\\cat\\x.png"]
+    archive = make_zip(tmp_path / "a.zip", {**members, **{name: image_bytes() for name in unsafe}})
+    src = open_source(archive)
+    assert {s.label for s in src.samples} == {"circle", "square"}
+    assert sorted(s.path for s in src.samples) == sorted(members)
+    reasons = {i.path: i.reason for i in src.ignored}
+    assert set(reasons) == set(unsafe)
+    assert all("unsafe member name" in r for r in reasons.values()), reasons
+
+
+def test_zip_member_name_flagged_utf8_but_not_utf8_is_a_data_error(tmp_path):
+    archive = make_zip(tmp_path / "a.zip", {"circle/caf\u00e9.png": image_bytes(), "square/0.png": image_bytes("square")})
+    data = archive.read_bytes().replace("caf\u00e9".encode(), b"caf\xe9\xff")  # same length, flag 0x800 kept
+    archive.write_bytes(data)
+    with pytest.raises(DataError, match="not valid UTF-8"):
+        open_source(archive)
 
 
 # ------------------------------------------------------------------------------ manifests

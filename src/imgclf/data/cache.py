@@ -11,6 +11,7 @@ cache.
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import hashlib
 import multiprocessing
@@ -41,6 +42,17 @@ def default_cache_dir() -> Path:
         return Path(env).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "imgclf"
+
+
+def storable(fingerprint: str) -> str:
+    """``fingerprint`` as text SQLite can store. A path from a non-UTF-8 file name carries lone
+    surrogates, which no UTF-8 encoder accepts; such a fingerprint becomes the base64 of its bytes,
+    under a prefix no source uses, so two different files never share a key."""
+    try:
+        fingerprint.encode("utf-8")
+        return fingerprint
+    except UnicodeEncodeError:
+        return "fsbytes:" + base64.b64encode(fingerprint.encode("utf-8", "surrogateescape")).decode("ascii")
 
 
 def content_key(data: bytes) -> str:
@@ -120,7 +132,7 @@ class PixelStore:
         def fingerprint(i_path):
             i, path = i_path
             try:
-                return source.fingerprint(path)
+                return storable(source.fingerprint(path))
             except OSError as exc:
                 unreadable[i] = f"cannot read file ({exc.strerror or exc})"
                 return None

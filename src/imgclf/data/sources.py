@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 
 from ..errors import DataError, UserError
 from .decode import is_image_name
+from .walk import printable, walk_folder
 
 SPLITS = ("train", "val", "test")
 _SPLIT_ALIASES = {
@@ -82,30 +83,33 @@ class Source:
         return any(s.split for s in self.samples)
 
     def describe(self) -> dict:
-        return {"uri": self.uri, "kind": self.kind}
+        return {"uri": printable(self.uri), "kind": self.kind}
 
 
-def open_source(spec: str | os.PathLike) -> Source:
-    """Open a dataset given as a folder, a ``.zip``, a ``.csv``/``.jsonl`` manifest or ``builtin:NAME``."""
+def open_source(spec: str | os.PathLike, *, archive_limits: ArchiveLimits | None = None) -> Source:
+    """Open a dataset given as a folder, a ``.zip``, a ``.csv``/``.jsonl`` manifest or ``builtin:NAME``.
+
+    ``archive_limits`` caps what one zip member may inflate to (default: :class:`ArchiveLimits`).
+    """
     spec = str(spec)
     if spec.startswith(BUILTIN_PREFIX):
         return BuiltinSource(spec[len(BUILTIN_PREFIX):])
     path = Path(spec).expanduser()
     if not path.exists():
-        raise UserError(f"data path {spec} does not exist")
+        raise UserError(f"data path {printable(spec)} does not exist")
     if path.is_dir():
         source: Source = FolderSource(path)
     elif path.suffix.lower() == ".zip":
-        source = ZipSource(path)
+        source = ZipSource(path, archive_limits)
     elif path.suffix.lower() in (".csv", ".jsonl"):
         source = ManifestSource(path)
     else:
         raise UserError(
-            f"{spec} is not a folder, a .zip archive or a .csv/.jsonl manifest; "
+            f"{printable(spec)} is not a folder, a .zip archive or a .csv/.jsonl manifest; "
             f"see `imgclf data check --help` for the layouts imgclf reads"
         )
     if not source.samples:
-        raise DataError(f"no images found in {spec}")
+        raise DataError(f"no images found in {printable(spec)}")
     return source
 
 
@@ -158,41 +162,90 @@ def _layout_from_paths(relpaths: list[str]) -> tuple[list[Sample], list[Ignored]
 
 
 class FolderSource(Source):
+    """A folder of images; :func:`~imgclf.data.walk.walk_folder` says how links and odd names are read."""
+
     kind = "folder"
 
     def __init__(self, root: Path):
         super().__init__(str(root))
         self.root = root.resolve()
-        relpaths = sorted(
-            str(PurePosixPath(*Path(dirpath, name).relative_to(self.root).parts))
-            for dirpath, _dirs, names in os.walk(self.root, followlinks=True)
-            for name in names
-        )
-        self.samples, self.ignored = _layout_from_paths(relpaths)
+        listing = walk_folder(self.root)
+        self._fs_names = listing.fs_names  # printable sample path -> real (non-UTF-8) file name
+        self.samples, ignored = _layout_from_paths(listing.files)
+        self.ignored = [Ignored(p, r) for p, r in listing.ignored] + ignored
+
+    def _file(self, path: str) -> Path:
+        return self.root / self._fs_names.get(path, path)
 
     def read_bytes(self, path: str) -> bytes:
-        return (self.root / path).read_bytes()
+        return self._file(path).read_bytes()
 
     def fingerprint(self, path: str) -> str:
-        return _stat_fingerprint(self.root / path)
+        return _stat_fingerprint(self._file(path))
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """What one zip member may inflate to, checked from the archive's central directory before
+    anything is decompressed. The defaults sit far above any real image file (a 100-megapixel
+    JPEG is about 60 MB, and encoded images barely compress: ratios near 1:1), while a zip bomb
+    needs both a huge size and a ratio near deflate's maximum of about 1030:1."""
+
+    max_member_bytes: int = 256 << 20
+    max_ratio: float = 1000.0
+
+    def refusal(self, info: zipfile.ZipInfo) -> str | None:
+        """Why ``info``'s member must not be read (None: it may)."""
+        if info.file_size > self.max_member_bytes:
+            return (
+                f"archive member too large: {info.file_size:,} bytes uncompressed, above the limit of "
+                f"{self.max_member_bytes:,} (a possible zip bomb)"
+            )
+        ratio = info.file_size / max(1, info.compress_size)
+        if ratio > self.max_ratio:
+            return (
+                f"archive member refused: compression ratio {ratio:,.0f}:1 is above the limit "
+                f"{self.max_ratio:,.0f}:1 (a possible zip bomb)"
+            )
+        return None
+
+
+def _unsafe_member(name: str) -> str | None:
+    """Why a member name cannot name a sample: it would climb out of the archive or start at a root."""
+    if name.startswith(("/", "\\")):
+        return "absolute path"
+    if len(name) > 1 and name[1] == ":" and name[0].isalpha():
+        return "drive letter"
+    if ".." in name.replace("\\", "/").split("/"):
+        return "'..' component"
+    return None
 
 
 class ZipSource(Source):
-    """A zip archive read in place: members are decompressed into memory, never onto disk."""
+    """A zip archive read in place: members are decompressed into memory, never onto disk, and
+    only within :class:`ArchiveLimits`."""
 
     kind = "zip"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, limits: ArchiveLimits | None = None):
         super().__init__(str(path))
         self.path = path.resolve()
+        self.limits = limits or ArchiveLimits()
         self._local = threading.local()  # one handle per thread: reads seek a shared file
         try:
             zf = self._zip()
         except zipfile.BadZipFile as exc:
-            raise DataError(f"{path} is not a readable zip archive ({exc})") from None
+            raise DataError(f"{printable(str(path))} is not a readable zip archive ({exc})") from None
+        except UnicodeDecodeError:
+            raise DataError(
+                f"{printable(str(path))} has a member name marked as UTF-8 that is not valid UTF-8; "
+                "re-create the archive with a current zip tool"
+            ) from None
         self._info = {i.filename: i for i in zf.infolist() if not i.is_dir()}
         self._mtime_ns = self.path.stat().st_mtime_ns
-        self.samples, self.ignored = _layout_from_paths(sorted(self._info))
+        unsafe = {name: why for name in self._info if (why := _unsafe_member(name))}
+        self.samples, ignored = _layout_from_paths(sorted(n for n in self._info if n not in unsafe))
+        self.ignored = [Ignored(n, f"unsafe member name ({why}): refused") for n, why in sorted(unsafe.items())] + ignored
 
     def _zip(self) -> zipfile.ZipFile:
         zf = getattr(self._local, "zf", None)
@@ -204,8 +257,14 @@ class ZipSource(Source):
         self._local = threading.local()
 
     def read_bytes(self, path: str) -> bytes:
+        info = self._info.get(path)
+        if info is None:
+            raise OSError(f"no member {path!r} in the archive")
+        refusal = self.limits.refusal(info)
+        if refusal:
+            raise OSError(refusal)
         try:
-            return self._zip().read(path)
+            return self._zip().read(info)
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
             # A damaged, encrypted or oddly compressed member is one bad file, not a fatal error:
             # OSError is what callers (the cache) report as "cannot read file" and skip.
