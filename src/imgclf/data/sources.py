@@ -7,9 +7,7 @@ sample's encoded bytes. Nothing here decodes images; nothing here knows about mo
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 import os
 import threading
 import zipfile
@@ -19,6 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from ..errors import DataError, UserError
 from .decode import is_image_name
+from .manifest import read_manifest, text_value
 from .walk import printable, walk_folder
 
 SPLITS = ("train", "val", "test")
@@ -286,50 +285,18 @@ class ManifestSource(Source):
         super().__init__(str(path))
         self.path = path.resolve()
         self.base = self.path.parent
-        rows = self._read_rows()
-        if not rows:
-            raise DataError(f"manifest {path} has no rows")
+        rows = read_manifest(self.path)
         # Every column any row has (JSONL rows may differ), in first-seen order.
-        columns = list(dict.fromkeys(k for row in rows for k in row))
-        missing = [c for c in ("path", "label") if c not in columns]
-        if missing:
-            raise DataError(
-                f"manifest {path} lacks the column(s) {', '.join(missing)}; "
-                f"it needs path,label (and optionally split, group and metadata columns)"
-            )
+        columns = list(dict.fromkeys(k for row in rows for k in row.values))
         self.meta_columns = [c for c in columns if c not in ("path", "label", "split", "group")]
-        for lineno, row in enumerate(rows, start=2 if path.suffix.lower() == ".csv" else 1):
-            rel = str(row.get("path") or "").strip()
-            label = str(row.get("label") if row.get("label") is not None else "").strip()
+        for row in rows:
+            where = f"manifest {printable(str(path))}, row {row.line}"
+            rel, label, split, group = (text_value(row.values.get(c), c, where) for c in ("path", "label", "split", "group"))
             if not rel or not label:
-                raise DataError(f"manifest {path}, row {lineno}: path and label must not be empty")
-            self._check_inside(rel, lineno)
-            self.samples.append(
-                Sample(
-                    path=rel,
-                    label=label,
-                    split=normalize_split(row.get("split")),
-                    group=(str(row["group"]).strip() or None) if row.get("group") is not None else None,
-                    meta={c: "" if row.get(c) is None else str(row.get(c)) for c in self.meta_columns},
-                )
-            )
-
-    def _read_rows(self) -> list[dict]:
-        text = self.path.read_text(encoding="utf-8-sig")
-        if self.path.suffix.lower() == ".csv":
-            return list(csv.DictReader(io.StringIO(text)))
-        rows = []
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"manifest {self.path}, line {lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"manifest {self.path}, line {lineno}: expected a JSON object")
-            rows.append(row)
-        return rows
+                raise DataError(f"{where}: path and label must not be empty")
+            self._check_inside(rel, row.line)
+            meta = {c: "" if row.values.get(c) is None else str(row.values.get(c)) for c in self.meta_columns}
+            self.samples.append(Sample(path=rel, label=label, split=normalize_split(split), group=group or None, meta=meta))
 
     def _check_inside(self, rel: str, lineno: int) -> None:
         resolved = (self.base / rel).resolve()
