@@ -21,6 +21,7 @@ from .cache import PixelStore
 from .preprocess import Preprocess
 from .sources import SPLITS, Sample, Source, normalize_split, open_source
 from .splits import assign_splits
+from .walk import printable
 
 
 @dataclass
@@ -128,7 +129,7 @@ def prepare(
         samples = [s for s in samples if s.path in saved]
         if not samples:
             raise DataError(
-                f"none of the images listed in {splits_from} are in {source.uri}; "
+                f"none of the images listed in {printable(str(splits_from))} are in {printable(source.uri)}; "
                 "pass the data the run was trained on with --data"
             )
         for s in samples:
@@ -152,7 +153,7 @@ def prepare(
         except ValueError as exc:
             raise DataError(f"cannot split the data: {exc}") from None
     else:
-        split_of, method = [s.split or "train" for s in samples], f"reused from {splits_from}"
+        split_of, method = [s.split or "train" for s in samples], f"reused from {printable(str(splits_from))}"
     if only_splits:
         keep = [i for i, sp in enumerate(split_of) if sp in only_splits]
         samples, split_of = [samples[i] for i in keep], [split_of[i] for i in keep]
@@ -180,7 +181,7 @@ def prepare(
         classes = all_labels
         if len(classes) < 2:
             raise DataError(
-                f"found only one class ({classes[0]!r}) in {source.uri}; "
+                f"found only one class ({classes[0]!r}) in {printable(source.uri)}; "
                 "a classifier needs at least two (one folder per class)"
             )
     else:
@@ -202,12 +203,12 @@ def prepare(
 def _apply_group_column(source: Source, samples: list[Sample], column: str) -> list[Sample]:
     if column == "group":
         if all(s.group is None for s in samples):
-            raise UserError(f"--group-column group: {source.uri} has no 'group' column")
+            raise UserError(f"--group-column group: {printable(source.uri)} has no 'group' column")
         return samples
     if column not in source.meta_columns:
         available = ", ".join(["group", *source.meta_columns]) if source.meta_columns else "none"
         raise UserError(
-            f"--group-column {column}: {source.uri} has no such column (metadata columns: {available}); "
+            f"--group-column {column}: {printable(source.uri)} has no such column (metadata columns: {available}); "
             "groups need a CSV/JSONL manifest"
         )
     for s in samples:
