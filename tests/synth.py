@@ -117,16 +117,21 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
+def png_file(width: int, height: int, idat: bytes, depth: int = 8, colour: int = 0, interlace: int = 0) -> bytes:
+    """A PNG with the given header fields (valid or not) and one IDAT chunk holding ``idat``."""
+    import struct
+
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, interlace)
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+
+
 def short_png(width: int, height: int, raw_bytes: int, interlace: bool = False) -> bytes:
     """An 8-bit greyscale PNG declaring ``width x height`` whose complete, valid zlib stream holds
     only ``raw_bytes`` bytes of (filter byte + pixel) rows: the data ends before the declared pixels.
     Pillow stops at the stream's end and, unchecked, returns the rest of the image as zeros."""
-    import struct
     import zlib
 
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, int(interlace))
-    idat = zlib.compress(bytes(raw_bytes), 9)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+    return png_file(width, height, zlib.compress(bytes(raw_bytes), 9), interlace=int(interlace))
 
 
 def int32_tiff(values: np.ndarray, unsigned: bool) -> bytes:

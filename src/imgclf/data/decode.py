@@ -119,7 +119,9 @@ def decode_rgb(
     _refuse_truncated_images()
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our limit decides below
+            # Bomb warnings (our limit decides below) and plugins' notes on damaged headers ("Tag
+            # data larger than file"): whether the image is usable is decided below, with a reason.
+            warnings.simplefilter("ignore")
             img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         claimed = re.search(r"\((\d+) pixels\)", str(exc))
