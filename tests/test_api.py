@@ -31,7 +31,7 @@ def test_train_signature_lists_every_config_field():
         assert p.kind is inspect.Parameter.KEYWORD_ONLY
         assert isinstance(p.default, Default) and p.default.name == f.name and p.default.value == f.default
         assert repr(p.default) == repr(f.default)  # what help() and tab completion show
-    assert f"``schedule`` (default 'cosine')" in imgclf.train.__doc__  # the options' help is in the docstring
+    assert "``schedule`` (default 'cosine')" in imgclf.train.__doc__  # the options' help is in the docstring
 
 
 def test_top_level_names_stay_functions_after_submodule_imports():

@@ -247,9 +247,9 @@ def predict_images(
         items += builtin_inputs(spec, limit) if spec.startswith("builtin:") else expand_inputs([spec])
     items = items[:limit] if limit else items
     preds = list(predictor.predict(items, top_k=top_k, batch_size=batch_size))
-    unsure = [p for p in preds if getattr(p, "unsure", None) is True]
+    unsure = [p for p in preds if p.unsure is True]
     readable = [p for p in preds if not p.error]
-    if only_unsure and readable and all(getattr(p, "unsure", None) is None for p in readable):
+    if only_unsure and readable and all(p.unsure is None for p in readable):
         where = _run_path(run)
         raise UserError(f"{where} has no confidence threshold yet, so no image can be called unsure; run `imgclf evaluate {where}` first")
     shown = unsure if only_unsure else preds

@@ -138,13 +138,17 @@ def explanations(rows: list[dict]) -> None:
 def predictions(result) -> None:
     """The predictions as a table (unless they went to --output), then one summary line."""
     if result.output is None:
+        from rich.markup import escape  # a file named "a[bold].jpg" prints as it is
+
         table = _table("image", "label", "probability", f"top {result.top_k}", "unsure")
         for p in result.predictions:
+            d = p.to_dict()  # names that are not valid UTF-8 made printable
             if p.error:
-                table.add_row(p.path, "[red]error[/red]", "", p.error, "")
+                table.add_row(escape(d["path"]), "[red]error[/red]", "", escape(d["error"]), "")
             else:
-                unsure = {True: "yes", False: "no"}.get(getattr(p, "unsure", None), "")  # blank: no threshold stored
-                table.add_row(p.path, p.label, f"{p.probability:.3f}", ", ".join(f"{lab} {pr:.2f}" for lab, pr in p.top), unsure)
+                unsure = {True: "yes", False: "no"}.get(p.unsure, "")  # blank: the run stored no threshold
+                top = ", ".join(f"{t['label']} {t['probability']:.2f}" for t in d["top"])
+                table.add_row(escape(d["path"]), escape(d["label"]), f"{p.probability:.3f}", escape(top), unsure)
         _print_table(table)
     errors, n = result.errors, result.total
     if result.only_unsure:
