@@ -84,6 +84,17 @@ def test_file_and_folder_reached_twice_count_once(tmp_path):
     assert "cat/shared/s.png" in reasons["dog/s_link.png"]
 
 
+def test_two_links_to_a_hidden_file_count_once(tmp_path):
+    root = dataset(tmp_path / "d")
+    (root / ".store").mkdir()
+    (root / ".store" / "x.png").write_bytes(png(seed=3))
+    os.symlink("../.store/x.png", root / "cat" / "x.png")
+    os.symlink("../.store/x.png", root / "dog" / "x.png")
+    src = open_source(root)
+    assert labels(src)["cat/x.png"] == "cat" and "dog/x.png" not in labels(src)
+    assert "cat/x.png" in ignored(src)["dog/x.png"]
+
+
 def test_a_link_from_another_class_folder_keeps_the_real_files_label(tmp_path):
     # A link inside dog/ to cat's images must not make cat images dogs: a file inside the data
     # folder belongs to the folder it really is in, and the link is listed as ignored.

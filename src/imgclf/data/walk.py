@@ -55,7 +55,7 @@ def walk_folder(root: Path) -> FolderListing:
     top = os.path.realpath(root)
     out = FolderListing()
     seen_dirs: dict[str, str] = {top: "."}  # real folder -> the path it was read under
-    seen_files: dict[str, str] = {}  # real file outside ``top`` -> the path it was read under
+    seen_files: dict[str, str] = {}  # real file reached by a link or outside ``top`` -> the path it was read under
     # (relative path, real path of that folder, real paths of the folders above it)
     stack: list[tuple[str, str, tuple[str, ...]]] = [("", top, ())]
     files: list[str] = []
@@ -72,7 +72,8 @@ def walk_folder(root: Path) -> FolderListing:
             if _hidden(entry.name):
                 continue
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            if entry.is_symlink():
+            is_link = entry.is_symlink()
+            if is_link:
                 target = os.path.realpath(entry.path)
                 if not os.path.exists(target):
                     files.append(rel)  # broken or looping: reading it reports why
@@ -91,8 +92,10 @@ def walk_folder(root: Path) -> FolderListing:
                 seen_dirs[target] = rel
                 subdirs.append((rel, target))
             else:
-                if not _inside(target, top):
-                    seen_files[target] = rel  # inside the data folder a file has one real path anyway
+                if is_link or not _inside(target, top):
+                    # A plain file inside the data folder has one path anyway: not recorded, so
+                    # memory grows with linked files only.
+                    seen_files[target] = rel
                 files.append(rel)
         # Pushed in reverse so they are popped, and so read, in sorted order.
         for rel, real in reversed(subdirs):
