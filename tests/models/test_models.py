@@ -8,7 +8,7 @@ import torch
 
 from imgclf.errors import UserError
 from imgclf.models import create_model
-from imgclf.models.bundle import load_bundle, save_bundle
+from imgclf.inference.bundle import load_bundle, save_bundle
 from imgclf.models.factory import list_models
 
 # family -> (model name, smallest input size it takes)
@@ -62,7 +62,7 @@ def test_bundle_round_trip_is_exact(tmp_path):
     model = create_model("simple_cnn", 4).eval()
     save_bundle(model, tmp_path, architecture="simple_cnn", classes=list("abcd"), preprocess={"img_size": 32})
     loaded, meta = load_bundle(tmp_path)
-    assert meta["classes"] == list("abcd")
+    assert list(meta.classes) == list("abcd")
     for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(a, b), k
     assert not list(tmp_path.glob(".*tmp*"))  # atomic write left no temporary file

@@ -17,7 +17,7 @@ from imgclf.inference.forward import tta_logits
 from imgclf.models import create_model
 from imgclf.train.averaging import Lookahead
 from imgclf.train.config import TrainConfig
-from imgclf.train.loop import _fit_batch_size
+from imgclf.train.builders import fit_batch_size
 from imgclf.train.optim import make_optimizer, param_groups
 from imgclf.train.presets import PRESETS, apply_preset
 from imgclf.train.schedule import lr_factor
@@ -142,10 +142,10 @@ def test_fast_cnn_stem_whitens_patches():
 
 def test_large_batches_shrink_on_small_data_with_scaled_lr():
     cfg = TrainConfig(batch_size=1024, lr=1.5, optimizer="sgd")
-    _fit_batch_size(cfg, 1437)
+    fit_batch_size(cfg, 1437)
     assert cfg.batch_size == 256 and cfg.lr == pytest.approx(1.5 / 4)
     cfg = TrainConfig(batch_size=64, lr=1e-3)
-    _fit_batch_size(cfg, 50_000)
+    fit_batch_size(cfg, 50_000)
     assert cfg.batch_size == 64 and cfg.lr == 1e-3
 
 
@@ -187,7 +187,7 @@ def test_onecycle_and_step_schedules():
     assert step[0] == step[49] == 1.0 and step[50] == step[74] == pytest.approx(0.1) and step[75] == pytest.approx(0.01)
 
 
-def test_ema_tracks_and_swaps_weights():
+def test_ema_tracks_the_weights_with_its_warmup_and_leaves_them_alone():
     from imgclf.train.averaging import EMA
 
     model = torch.nn.Linear(2, 1)
@@ -198,11 +198,29 @@ def test_ema_tracks_and_swaps_weights():
     ema.update(model)  # warmup decay (1 + 1) / (10 + 1) = 0.18 < 0.5
     d = 2 / 11
     expected = start * d + (start + 2.0) * (1 - d)
-    assert torch.allclose(ema.slow["weight"], expected)
-    live = model.weight.detach().clone()
-    with ema.applied(model):
-        assert torch.allclose(model.weight, expected)
-    assert torch.equal(model.weight, live)  # the training weights are back
+    assert torch.allclose(ema.module.weight, expected) and torch.allclose(ema.state_dict()["weight"], expected)
+    assert torch.equal(model.weight, start + 2.0)  # the training weights are untouched
+    for _ in range(20):
+        ema.update(model)
+    assert ema.updates == 21  # the warmup has ended: decay 0.5 per step
+    restored = EMA(torch.nn.Linear(2, 1), decay=0.5)
+    restored.load_state_dict(ema.state_dict())
+    assert torch.equal(restored.module.weight, ema.module.weight)
+
+
+def test_layer_decay_scales_rates_by_depth_with_timm_layers_or_compact_blocks():
+    from imgclf.train.builders import build_optimizer
+
+    model = create_model("resnet18", 3)
+    opt = build_optimizer(model, TrainConfig(layer_decay=0.5, lr=1.0, optimizer="sgd"))
+    rate = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    assert rate[id(model.fc.weight)] == 1.0  # the head trains at the full rate
+    assert rate[id(model.conv1.weight)] < rate[id(model.layer4[0].conv1.weight)] < 1.0  # deeper: smaller
+    assert all("lr_scale" not in g for g in opt.param_groups)  # folded into the rate LambdaLR scales
+    compact = create_model("simple_cnn", 3)
+    opt = build_optimizer(compact, TrainConfig(layer_decay=0.5, lr=1.0))
+    rate = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    assert rate[id(compact.fc.weight)] == 1.0 and rate[id(compact.features[0].weight)] == 0.5
 
 
 def test_dropout_and_drop_path_reach_the_model_or_are_refused():

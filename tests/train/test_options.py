@@ -12,7 +12,7 @@ import imgclf
 from imgclf.data.dataset import Split
 from imgclf.data.loader import BatchLoader
 from imgclf.train.config import TrainConfig
-from imgclf.train.loop import augment_from_config
+from imgclf.train.builders import build_augment
 from imgclf.train.losses import FocalLoss, balanced_class_weights
 from imgclf.train.mix import mix_batch
 
@@ -38,9 +38,9 @@ def batch(n=32, seed=0) -> torch.Tensor:
 @pytest.mark.parametrize("name", OPTIONS)
 def test_each_augmentation_option_changes_the_images(name):
     x = batch()
-    plain = augment_from_config(TrainConfig(**OFF))
+    plain = build_augment(TrainConfig(**OFF))
     assert torch.equal(plain(x, torch.Generator().manual_seed(0)), x)  # everything off: untouched
-    aug = augment_from_config(TrainConfig(**{**OFF, **OPTIONS[name]}))
+    aug = build_augment(TrainConfig(**{**OFF, **OPTIONS[name]}))
     out = aug(x, torch.Generator().manual_seed(0), indices=torch.arange(len(x)), epoch=1)
     changed = (out != x).flatten(1).any(1).float().mean().item()
     assert out.shape == x.shape and out.dtype == torch.uint8
@@ -50,7 +50,7 @@ def test_each_augmentation_option_changes_the_images(name):
 
 def test_alternating_flip_comes_from_the_config():
     x = batch(16)
-    aug = augment_from_config(TrainConfig(**{**OFF, "flip": True, "alternating_flip": True}))
+    aug = build_augment(TrainConfig(**{**OFF, "flip": True, "alternating_flip": True}))
     idx = torch.arange(16)
     a = aug(x, torch.Generator().manual_seed(0), indices=idx, epoch=1)
     b = aug(x, torch.Generator().manual_seed(0), indices=idx, epoch=2)

@@ -91,6 +91,30 @@ def _from_hf_cache(architecture: str) -> dict[str, torch.Tensor]:
     )
 
 
+def pretrained_preprocess(source: str, architecture: str) -> dict | None:
+    """The normalisation the weights of ``source`` were trained with: ``{"mean", "std",
+    "interpolation"}``, or None when nothing is known (imgclf then uses ImageNet's statistics).
+
+    A previous run: the preprocessing recorded in its model.json. ``timm`` or a weights file for a
+    timm architecture: timm's ``pretrained_cfg`` for that architecture (what ``model.pretrained_cfg``
+    holds, and what timm itself assumes for a file of its weights); a file for one of imgclf's
+    compact nets: nothing known.
+    """
+    path = Path(source).expanduser()
+    if source != "timm" and path.is_dir():
+        bundle = path / "model" if (path / "model" / "model.json").exists() else path
+        pre = read_bundle_meta(bundle).get("preprocess") or {}
+        stats = {k: pre[k] for k in ("mean", "std", "interpolation") if k in pre}
+        return stats if "mean" in stats and "std" in stats else None
+    cfg = timm.get_pretrained_cfg(architecture) if timm.is_model(architecture) else None
+    if cfg is None or not getattr(cfg, "mean", None) or not getattr(cfg, "std", None):
+        return None
+    stats = {"mean": [float(v) for v in cfg.mean], "std": [float(v) for v in cfg.std]}
+    if getattr(cfg, "interpolation", None) in ("bilinear", "bicubic"):  # the resamplers Preprocess has
+        stats["interpolation"] = cfg.interpolation
+    return stats
+
+
 def head_module(model: nn.Module) -> nn.Module:
     """The classifier head that transfer learning replaces and trains first."""
     if hasattr(model, "get_classifier"):

@@ -2,10 +2,11 @@
 
 :func:`bench_train` measures, in one process and on one device: the input pipeline alone
 (cached pixels -> batched augmentation -> normalisation), full training steps (the very
-:func:`~imgclf.train.loop.train_one_epoch` that ``imgclf train`` runs), the model's FLOPs per
-image, and the device's matrix-product peak, so the achieved throughput can be read as a fraction
-of what the hardware can do. The result records the machine, versions, number of steps and the
-spread of step times, as every speed claim here must (docs/design.md).
+:func:`~imgclf.train.engine.train_one_epoch` and step that ``imgclf train`` runs, built from the
+same configuration by the same builders, presets included), the model's FLOPs per image, and the
+device's matrix-product peak, so the achieved throughput can be read as a fraction of what the
+hardware can do. The result records the machine, versions, number of steps and the spread of
+step times, as every speed claim here must (docs/design.md).
 """
 
 from __future__ import annotations
@@ -16,25 +17,22 @@ import os
 import platform
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 
 import numpy as np
 import torch
-from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .._version import __version__
-from ..data.augment import Augment
-from ..data.dataset import prepare
 from ..data.loader import BatchLoader
-from ..data.preprocess import Preprocess
 from ..device import cpu_model, pick_device, pick_precision
 from ..errors import DataError, UserError
 from ..inference.normalize import normalize
 from ..inference.precision import autocast
-from ..models import create_model, default_img_size
-from .config import TrainConfig
-from .loop import train_one_epoch
-from .optim import make_optimizer
+from .builders import build_loader, build_model, build_step, prepare_data
+from .config import TrainConfig, resolve
+from .engine import train_one_epoch
+from .preprocessing import resolve_preprocess
 
 # Square matmul size for the peak: large enough to saturate the device, small enough to take
 # well under a second per product (2048^3 in fp32 is ~60 ms on 2 CPU cores; 8192^3 in bf16 is
@@ -45,47 +43,44 @@ MATMUL_SIZE = {"cpu": 2048, "cuda": 8192}
 def bench_train(
     data,
     *,
-    model: str = "simple_cnn",
-    img_size: int | None = None,
-    batch_size: int = 256,
     steps: int = 20,
     warmup: int = 3,
-    precision: str = "auto",
-    device: str = "auto",
-    cache_dir: str | os.PathLike | None = None,
+    config: TrainConfig | str | os.PathLike | None = None,
+    **options,
 ) -> dict:
-    """Measure input-pipeline and training throughput of ``model`` on ``data``.
+    """Measure input-pipeline and training throughput on ``data`` for the run that `imgclf train`
+    with the same ``options`` (TrainConfig's fields: ``model``, ``img_size``, ``batch_size``,
+    ``preset``, ``precision``, ``device``, augmentation, ...) or ``config`` would make.
 
     The data is prepared (decoded through the cache) first; that time is reported as
     ``prepare_seconds`` and excluded from every rate. The pipeline and the training steps each
-    run ``warmup`` untimed batches, then ``steps`` timed ones. Training uses the default
-    optimiser of ``imgclf train`` (AdamW) and its default augmentation (flip, 12.5% crop padding).
+    run ``warmup`` untimed batches, then ``steps`` timed ones. The steps are training's own:
+    optimiser, loss, mixing and augmentation from the configuration; the learning rate is held at
+    its peak (the schedule's shape costs nothing) and weight averaging is left out.
     """
+    cfg = resolve(config, data=data, **options)
     checks = [
         (steps >= 1, "--steps must be at least 1"),
         (warmup >= 0, "--warmup must not be negative"),
-        (batch_size >= 1, "--batch-size must be at least 1"),
-        (precision in ("auto", "fp32", "bf16"), "--precision must be auto, fp32 or bf16"),
-        (img_size is None or 8 <= img_size <= 2048, "--img-size must be between 8 and 2048"),
+        (cfg.precision in ("auto", "fp32", "bf16"), "--precision must be auto, fp32 or bf16"),
     ]
     for ok, message in checks:
         if not ok:
             raise UserError(message)
-    img_size = img_size or default_img_size(model)
-    dev = pick_device(device)
-    prec, why = pick_precision(precision, dev)
-    torch.manual_seed(0)
+    replace(cfg, out=cfg.out or "-").validate()  # a benchmark writes no run directory
+    preprocess = resolve_preprocess(cfg)
+    cfg.img_size = preprocess.img_size
+    dev = pick_device(cfg.device)
+    prec, why = pick_precision(cfg.precision, dev)
+    torch.manual_seed(cfg.seed)
 
-    preprocess = Preprocess(img_size)
     t0 = time.perf_counter()
-    prepared = prepare(data, preprocess, cache_dir=cache_dir)
+    prepared = prepare_data(cfg, preprocess)
     prepare_seconds = time.perf_counter() - t0
     split = prepared.split("train")
     if len(split) == 0:
         raise DataError("the data has no images in its train split")
-
-    augment = Augment(img_size, flip=True, crop_padding=0.125)
-    loader = BatchLoader(split, batch_size, shuffle=True, drop_last=True, seed=0, augment=augment, device=dev)
+    loader = build_loader(cfg, split, dev)
 
     # --- the input pipeline alone: gather, augment, move, normalise
     batches = _forever(loader)
@@ -100,25 +95,16 @@ def bench_train(
     _sync(dev)
     pipeline_ips = seen / (time.perf_counter() - t0)
 
-    # --- the model, set up as the training loop sets it up
-    net = create_model(model, len(prepared.classes), img_size=img_size).to(dev)
-    net = net.to(memory_format=torch.channels_last)
-    if hasattr(net, "data_init"):
-        sample = split.pixels[np.sort(split.rows[:5000])]
-        net.data_init(normalize(torch.from_numpy(sample).to(dev), preprocess.mean, preprocess.std))
-    optimizer = make_optimizer(net, TrainConfig(model=model))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    criterion = nn.CrossEntropyLoss()
+    # --- the model and the step, built as the training run builds them
+    net, _ = build_model(cfg, len(prepared.classes), split, preprocess, dev)
+    step = build_step(cfg, net, split, len(prepared.classes), preprocess, dev, prec)
 
     x, y = next(batches)
-    flops_fwd, flops_train = _count_flops(net, criterion, x, y, preprocess, dev, prec)
+    flops_fwd, flops_train = _count_flops(net, step.criterion, x, y, preprocess, dev, prec)
 
     # --- full training steps, through the training loop's own step
-    def run_steps(n: int, on_step=None):
-        train_one_epoch(
-            net, _counted(itertools.islice(batches, n), counter), optimizer, scheduler, criterion,
-            preprocess, dev, prec, on_step=on_step,
-        )  # fmt: skip
+    def run_steps(n: int, after_step=None):
+        train_one_epoch(net, _counted(itertools.islice(batches, n), counter), step, after_step=after_step)
 
     counter = [0]
     run_steps(warmup)  # ends with a host sync (the epoch's mean loss is read)
@@ -129,19 +115,19 @@ def bench_train(
         start = torch.cuda.Event(enable_timing=True)
         start.record()
 
-        def on_step(_loss):
+        def mark(_loss):
             ev = torch.cuda.Event(enable_timing=True)
             ev.record()
             marks.append(ev)
     else:
         start = time.perf_counter()
 
-        def on_step(_loss):
+        def mark(_loss):
             marks.append(time.perf_counter())
 
     _sync(dev)
     t0 = time.perf_counter()
-    run_steps(steps, on_step)
+    run_steps(steps, mark)
     _sync(dev)
     train_seconds = time.perf_counter() - t0
     if dev.type == "cuda":
@@ -157,9 +143,11 @@ def bench_train(
     achieved = flops_train * train_ips / 1e12
 
     return {
-        "model": model,
-        "img_size": img_size,
-        "batch_size": batch_size,
+        "model": cfg.model,
+        "preset": cfg.preset,
+        "img_size": cfg.img_size,
+        "batch_size": cfg.batch_size,
+        "augmentation": loader.augment.describe() + step.mixer.describe(),
         "steps": steps,
         "warmup": warmup,
         "images": len(split),
@@ -211,7 +199,9 @@ def format_bench(result: dict) -> str:
     """A short, readable table of a :func:`bench_train` result."""
     r, m, v = result, result["machine"], result["versions"]
     rows = [
-        ("model", f"{r['model']} at {r['img_size']}px, batch {r['batch_size']}, {r['classes']} classes"),
+        ("model", f"{r['model']} at {r['img_size']}px, batch {r['batch_size']}, {r['classes']} classes"
+                  + (f", preset {r['preset']}" if r.get("preset") else "")),
+        ("augmentation", ", ".join(r.get("augmentation", [])) or "none"),
         ("device", f"{r['device_name']} ({r['device']}), {r['precision']}: {r['precision_reason']}"),
         ("machine", f"{m['cpu']}; {m['cpus_available']} of {m['cpu_count']} cores usable, {m['torch_threads']} torch threads"),
         ("versions", ", ".join(f"{k} {val}" for k, val in v.items())),

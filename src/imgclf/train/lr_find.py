@@ -7,23 +7,19 @@ the (smoothed) loss, and suggest the rate where it falls fastest. The model is t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..data.dataset import PreparedData, prepare
-from ..data.preprocess import Preprocess
+from ..data.dataset import PreparedData
 from ..device import pick_device, pick_precision
 from ..errors import UserError
-from ..inference.normalize import normalize
-from ..inference.precision import autocast
-from ..models import default_img_size
 from ..progress import log
+from .builders import build_loader, build_model, build_step, prepare_data
 from .config import TrainConfig
-from .losses import make_criterion
-from .optim import make_optimizer
+from .preprocessing import resolve_preprocess
 
 
 @dataclass
@@ -44,45 +40,37 @@ def lr_find(
     data: PreparedData | None = None,
 ) -> LRFindResult:
     """Run the range test for the model and data of ``cfg`` (its lr is ignored); ``data`` is the
-    already prepared dataset when the caller has it (``train --lr auto``)."""
-    from .loop import (  # the same pieces as training
-        augment_from_config,
-        build_model,
-        train_loader,
-    )
+    already prepared dataset when the caller has it (``train --lr auto``).
 
+    ``cfg`` is resolved as for training (:func:`imgclf.train.config.resolve`: a preset applied),
+    and the model, augmentation, loader, optimiser, loss and mixing are built by the same
+    builders, so the suggestion is for the run `imgclf train` with these options makes.
+    """
     if not 0 < start_lr < end_lr:
         raise UserError("the range test needs 0 < start lr < end lr")
-    cfg.img_size = cfg.img_size or default_img_size(cfg.model)
-    torch.manual_seed(cfg.seed)
-    preprocess = Preprocess(cfg.img_size)
+    preprocess = resolve_preprocess(cfg)
+    # lr 1: every parameter group keeps its rate relative to the base rate, which the test scales.
+    probe = replace(cfg, img_size=preprocess.img_size, lr=1.0)
+    torch.manual_seed(probe.seed)
     if data is None:
-        data = prepare(cfg.data, preprocess, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
-                       seed=cfg.seed, group_column=cfg.group_column, cache_dir=cfg.cache_dir)  # fmt: skip
+        data = prepare_data(probe, preprocess)
     split = data.split("train")
-    device = pick_device(cfg.device)
-    precision, _ = pick_precision(cfg.precision, device)
-    model, _ = build_model(cfg, len(data.classes), split, preprocess, device)
+    device = pick_device(probe.device)
+    precision, _ = pick_precision(probe.precision, device)
+    model, _ = build_model(probe, len(data.classes), split, preprocess, device)
     model.train()
-    probe = TrainConfig(**{**cfg.to_dict(), "lr": 1.0})  # groups keep their relative rates
-    optimizer = make_optimizer(model, probe)
-    base = [g["lr"] for g in optimizer.param_groups]
-    criterion = make_criterion(cfg.loss, label_smoothing=cfg.label_smoothing, gamma=cfg.focal_gamma)
-    loader = train_loader(cfg, split, augment_from_config(cfg), device)
+    step = build_step(probe, model, split, len(data.classes), preprocess, device, precision)
+    base = [g["lr"] for g in step.optimizer.param_groups]
+    loader = build_loader(probe, split, device)
 
     lrs = np.geomspace(start_lr, end_lr, steps)
     raw, smooth, avg, best = [], [], 0.0, math.inf
     batches = _forever(loader)
     for i, lr in enumerate(lrs):
-        for g, b in zip(optimizer.param_groups, base):
+        for g, b in zip(step.optimizer.param_groups, base):
             g["lr"] = lr * b
         x, y = next(batches)
-        x = normalize(x.to(device), preprocess.mean, preprocess.std)
-        with autocast(device, precision):
-            loss = criterion(model(x).float(), y.to(device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss, _, _ = step(model, x, y)
         value = loss.item()
         avg = 0.98 * avg + 0.02 * value
         s = avg / (1 - 0.98 ** (i + 1))  # bias-corrected moving average
@@ -92,12 +80,11 @@ def lr_find(
         if not math.isfinite(s) or (i > 10 and s > 4 * best):
             break  # the loss has blown up: larger rates tell nothing more
     used = lrs[: len(smooth)]
-    suggestion = suggest(used, np.array(smooth))
-    path = Path(plot) if plot else None
-    if path is not None:
-        _plot(used, smooth, suggestion, path)
-    log(f"lr-find: {len(smooth)} steps from {start_lr:g} to {used[-1]:.3g}; suggested lr {suggestion:.3g}")
-    return LRFindResult([float(v) for v in used], [float(v) for v in smooth], float(suggestion), path)
+    result = LRFindResult([float(v) for v in used], [float(v) for v in smooth], float(suggest(used, np.array(smooth))), None)
+    if plot:
+        plot_range_test(result, Path(plot))
+    log(f"lr-find: {len(smooth)} steps from {start_lr:g} to {used[-1]:.3g}; suggested lr {result.suggestion:.3g}")
+    return result
 
 
 def suggest(lrs: np.ndarray, losses: np.ndarray) -> float:
@@ -117,7 +104,8 @@ def _forever(loader):
         yield from loader
 
 
-def _plot(lrs, losses, suggestion: float, path: Path) -> None:
+def plot_range_test(result: LRFindResult, path: Path) -> None:
+    """Save the loss-against-learning-rate figure to ``path`` (and record it in ``result.plot``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -125,8 +113,8 @@ def _plot(lrs, losses, suggestion: float, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
-    ax.plot(lrs, losses)
-    ax.axvline(suggestion, color="tab:red", linestyle="--", label=f"suggested {suggestion:.2g}")
+    ax.plot(result.lrs, result.losses)
+    ax.axvline(result.suggestion, color="tab:red", linestyle="--", label=f"suggested {result.suggestion:.2g}")
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("training loss (smoothed)")
@@ -135,3 +123,4 @@ def _plot(lrs, losses, suggestion: float, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+    result.plot = path

@@ -59,3 +59,27 @@ def make_optimizer(model: nn.Module, cfg, lr_scales: dict[int, float] | None = N
     if cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum)
     return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def layer_decay_scales(model: nn.Module, decay: float) -> dict[int, float]:
+    """Learning-rate factors (parameter id -> factor) for layer-wise decay: 1 for the head, then
+    ``decay`` more per layer towards the input.
+
+    timm models use timm's layer assignment (``param_groups_layer_decay``, what
+    ``create_optimizer_v2(layer_decay=...)`` builds on). ``create_optimizer_v2`` itself is not
+    used: it leaves each group's rate at the base rate and records the factor as ``lr_scale``,
+    which only timm's own schedulers apply (with torch's LambdaLR, layer decay would silently do
+    nothing: checked with timm 1.0.31), and its groups have no place for --bias-lr-scale and
+    --decay-norm-and-bias, which the fast-small preset sets. imgclf's compact nets have no
+    ``group_matcher`` (timm would put every parameter in one layer): their top-level blocks are
+    the layers.
+    """
+    if hasattr(model, "group_matcher"):
+        from timm.optim import param_groups_layer_decay
+
+        groups = param_groups_layer_decay(model, weight_decay=0.0, layer_decay=decay)
+        return {id(p): g["lr_scale"] for g in groups for p in g["params"]}
+    from ..models.pretrained import backbone_groups
+
+    blocks = backbone_groups(model)
+    return {id(p): decay ** (len(blocks) - i) for i, block in enumerate(blocks) for p in block}

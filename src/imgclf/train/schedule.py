@@ -27,3 +27,21 @@ def lr_factor(
     if shape == "step":  # ResNet-style: x0.1 at half and at three quarters of the decay phase
         return max(end, 0.1 ** ((progress >= 0.5) + (progress >= 0.75)))
     return end + (1.0 - end) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class CycleSchedule:
+    """A run's learning-rate factor by global step, for ``torch.optim.lr_scheduler.LambdaLR``.
+
+    Schedules run per cycle (extending a finished run starts a new one at ``state.cycle_start``),
+    and the cycle ends at the plan's ``total``, read at every step because a time budget moves it.
+    ``plan`` and ``state`` are the run's :class:`~.budget.StepPlan` and
+    :class:`~.state.TrainState`, only read here.
+    """
+
+    def __init__(self, plan, state, *, warmup_steps: int, shape: str, start: float, end: float):
+        self.plan, self.state = plan, state
+        self.warmup_steps, self.shape, self.start, self.end = warmup_steps, shape, start, end
+
+    def factor(self, step: int) -> float:
+        n, total = step - self.state.cycle_start, self.plan.total - self.state.cycle_start
+        return lr_factor(n, total, min(self.warmup_steps, total // 2), shape=self.shape, start=self.start, end=self.end)

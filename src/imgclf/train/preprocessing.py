@@ -1,0 +1,38 @@
+"""The one place that decides a run's preprocessing (image size, resize, mean/std, interpolation)
+from its configuration and model. `imgclf train`, `lr-find` and `bench train` all ask here; the
+answer is recorded in model.json, where evaluate, predict, export and serve read it.
+"""
+
+from __future__ import annotations
+
+from ..data.preprocess import Preprocess
+from ..models import default_img_size
+from ..models.pretrained import pretrained_preprocess
+from .config import TrainConfig
+
+
+def resolve_preprocess(cfg: TrainConfig, recorded: dict | None = None) -> Preprocess:
+    """The preprocessing a run with ``cfg`` trains with.
+
+    - size: ``--img-size``, else the model's native size (32 for compact nets, timm's
+      ``pretrained_cfg`` input size);
+    - mean, std and interpolation: those the ``--pretrained`` weights were trained with, when
+      known (timm's ``pretrained_cfg``, or the source run's model.json); otherwise ImageNet's
+      statistics and bilinear resizing;
+    - resize: centre crop to a square, then resize (the only mode).
+
+    ``recorded``: what a resumed run's checkpoint says it trained with, which wins (the
+    pretrained source may have changed or gone since).
+    """
+    if recorded:
+        return Preprocess.from_dict(recorded)
+    size = cfg.img_size or default_img_size(cfg.model)
+    stats = pretrained_preprocess(cfg.pretrained, cfg.model) if cfg.pretrained else None
+    if not stats:
+        return Preprocess(size)
+    return Preprocess(
+        size,
+        mean=tuple(float(v) for v in stats["mean"]),
+        std=tuple(float(v) for v in stats["std"]),
+        interpolation=stats.get("interpolation", "bilinear"),
+    )
