@@ -218,4 +218,5 @@ def test_api_load_takes_a_precision(tmp_path):
 
     data = synth.make_folder(tmp_path / "d", per_class=6)
     imgclf.train(data, out=tmp_path / "run", epochs=1, batch_size=8)
-    assert imgclf.load(tmp_path / "run", precision="fp32").autocast_dtype is None
+    assert imgclf.load(tmp_path / "run", precision="fp32").precision == "fp32"
+    assert imgclf.load(tmp_path / "run", precision="bf16").precision == "bf16"
