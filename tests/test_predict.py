@@ -17,8 +17,10 @@ from safetensors.torch import load_file, save_file
 import imgclf
 from imgclf.cli import main
 from imgclf.errors import UserError
-from imgclf.models.bundle import update_bundle_meta
-from imgclf.predict import OnnxPredictor, Predictor, builtin_inputs
+from imgclf.inference.backends import Backend, TorchBackend
+from imgclf.inference.bundle import update_bundle_meta
+from imgclf.inference.onnx_backend import OnnxBackend
+from imgclf.predict import Predictor, builtin_inputs
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +48,8 @@ def softmax(z, t=1.0):
 def test_onnx_backend_matches_torch_fp32(exported, pixels, tta):
     torch_p = imgclf.load(exported, backend="torch", precision="fp32")
     onnx_p = imgclf.load(exported, backend="onnx")
-    assert isinstance(onnx_p, OnnxPredictor) and onnx_p.model is None and onnx_p.backend == "onnx"
+    assert isinstance(onnx_p.runtime, OnnxBackend) and onnx_p.model is None and onnx_p.backend == "onnx"
+    assert isinstance(torch_p.runtime, TorchBackend) and all(isinstance(p.runtime, Backend) for p in (torch_p, onnx_p))
     a = torch_p.batch_logits([torch.from_numpy(pixels)], tta=tta)
     b = onnx_p.batch_logits([torch.from_numpy(pixels)], tta=tta)
     np.testing.assert_allclose(b, a, atol=1e-4)
@@ -64,7 +67,7 @@ def test_predict_gives_the_same_answers_on_both_backends(exported):
 
 
 def test_auto_uses_a_fresh_export_and_a_lone_onnx_file_works(exported, pixels):
-    assert isinstance(imgclf.load(exported), OnnxPredictor)
+    assert imgclf.load(exported).backend == "onnx"
     lone = imgclf.load(exported / "export" / "model.onnx")
     meta = json.loads((exported / "model" / "model.json").read_text())
     assert lone.classes == meta["classes"] and lone.preprocess.img_size == meta["preprocess"]["img_size"]
@@ -79,7 +82,7 @@ def test_stale_export_is_never_used_silently(exported, tmp_path):
     tensors[name] = tensors[name] + 0.01  # "retrained": the export no longer matches
     save_file(tensors, str(weights))
     p = imgclf.load(run)
-    assert type(p) is Predictor and p.model is not None
+    assert type(p) is Predictor and p.backend == "torch" and p.model is not None
     with pytest.raises(UserError, match="export again"):
         imgclf.load(run, backend="onnx")
 
@@ -131,3 +134,40 @@ def test_backend_mistakes_exit_2(exported, args, message, capsys):
 def test_unknown_backend_is_refused(digits_run):
     with pytest.raises(UserError, match="unknown backend"):
         imgclf.load(digits_run, backend="tensorrt")
+
+
+def test_an_export_interrupted_before_its_check_is_never_used(exported, tmp_path):
+    """The export wrote a new model.onnx and was killed before checking it: parity.json still holds
+    the old file's record, which must not vouch for the new file."""
+    from imgclf.export.onnx_export import export_onnx
+    from imgclf.inference.bundle import load_bundle, weights_digest
+
+    run = copy_run(exported, tmp_path / "run")
+    assert imgclf.load(run).backend == "onnx"
+    model, meta = load_bundle(run / "model")
+    info = {"weights_sha256": weights_digest(run / "model"), "quantized": False, "created": "after the check"}
+    export_onnx(model.float().eval(), meta, run / "export" / "model.onnx", export_info=info)
+    assert imgclf.load(run).backend == "torch"
+    with pytest.raises(UserError, match="not the file that was checked"):
+        imgclf.load(run, backend="onnx")
+
+
+def test_an_export_that_failed_its_check_is_never_used(exported, tmp_path, monkeypatch, capsys):
+    from imgclf.export import onnx_export
+    from imgclf.export.export import ExportCheckFailed
+    from imgclf.export.graph import PixelsToLogits
+
+    class Unnormalised(PixelsToLogits):
+        def __init__(self, model, mean, std):
+            super().__init__(model, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+
+    run = copy_run(exported, tmp_path / "run")
+    monkeypatch.setattr(onnx_export, "PixelsToLogits", Unnormalised)
+    with pytest.raises(ExportCheckFailed):
+        imgclf.export(run, limit=60)
+    assert (run / "export" / "model.onnx").exists()
+    assert imgclf.load(run).backend == "torch"
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", str(run), "builtin:digits", "--limit", "1", "--backend", "onnx"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "failed its export check" in err and "Traceback" not in err

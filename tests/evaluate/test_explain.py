@@ -14,6 +14,7 @@ from PIL import Image
 from imgclf.cli import cli, main
 from imgclf.data.preprocess import Preprocess
 from imgclf.evaluate.explain import explain, gradcam, overlay, target_layer
+from imgclf.inference.bundle import ModelMeta
 from imgclf.inference.normalize import normalize
 from imgclf.models import create_model
 from imgclf.models.compact import SimpleCNN
@@ -31,8 +32,8 @@ EXPECTED_LAYER = {
 
 
 def predictor_for(model: torch.nn.Module, size: int, classes: int) -> Predictor:
-    meta = {"classes": [str(i) for i in range(classes)], "preprocess": Preprocess(size).to_dict()}
-    return Predictor(model, meta, device="cpu", precision="fp32")
+    meta = ModelMeta(architecture=type(model).__name__, classes=tuple(str(i) for i in range(classes)), preprocess=Preprocess(size))
+    return Predictor.from_model(model, meta, device="cpu", precision="fp32")
 
 
 def reference_gradcam(predictor: Predictor, pixels: np.ndarray, classes: list[int], layer, reshape=None) -> np.ndarray:

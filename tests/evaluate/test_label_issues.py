@@ -100,7 +100,8 @@ def test_csv_json_and_ranking(flipped, found):
 
 def test_cli_and_bad_arguments(flipped):
     run, _ = flipped
-    result = CliRunner().invoke(cli, ["data", "label-issues", str(run), "--folds", "2", "--epochs", "1", "--show", "3"], catch_exceptions=False)
+    args = ["data", "label-issues", str(run), "--folds", "2", "--epochs", "1", "--show", "3"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "suspected label issue(s)" in result.output and "label_issues.csv" in result.output
     with pytest.raises(UserError, match="--folds"):

@@ -16,10 +16,10 @@ from PIL import Image
 from sklearn.metrics import accuracy_score
 
 from imgclf.cli import cli, main
+from imgclf.data.run_images import RunImages
 from imgclf.errors import UserError
 from imgclf.evaluate.corruptions import CORRUPTIONS, corrupt
 from imgclf.evaluate.robustness import robustness
-from imgclf.evaluate.run_data import load_split
 from imgclf.predict import load
 from imgclf.runs import open_run
 
@@ -73,7 +73,7 @@ def test_corrupted_accuracy_matches_an_independent_computation(run_and_report):
     run, _ = run_and_report
     predictor = load(run, precision="fp32", backend="torch")
     mine = robustness(run, predictor=predictor, severities=(2,), corruptions=("rotation", "gaussian_noise"), seed=3)
-    part = load_split(open_run(run), predictor)
+    part = RunImages(open_run(run), predictor.preprocess, predictor.classes).split("test")
     pixels = np.ascontiguousarray(part.pixels[part.rows])
     for x in mine["results"]:
         # One batch holds all 180 images, so its seed is the one robustness() derives for batch 0.

@@ -53,7 +53,8 @@ def test_curve_and_threshold_match_brute_force(ties):
 def test_unreachable_target_gives_none():
     conf = np.array([0.9, 0.8, 0.7])
     assert threshold_for_accuracy(conf, np.array([False, True, True]), 0.99) is None
-    assert threshold_for_accuracy(conf, np.array([True, False, True]), 0.99) == {"threshold": 0.9, "coverage": pytest.approx(1 / 3), "accuracy": 1.0}
+    expected = {"threshold": 0.9, "coverage": pytest.approx(1 / 3), "accuracy": 1.0}
+    assert threshold_for_accuracy(conf, np.array([True, False, True]), 0.99) == expected
 
 
 def test_threshold_chosen_on_validation_is_graded_on_test():

@@ -20,7 +20,7 @@ from imgclf.data.preprocess import Preprocess
 from imgclf.data.sources import open_source
 from imgclf.errors import UserError
 from imgclf.export.export import ExportCheckFailed
-from imgclf.models.bundle import load_bundle
+from imgclf.inference.bundle import load_bundle
 
 pytestmark = pytest.mark.slow
 
@@ -47,8 +47,8 @@ def split_pixels(run, split: str):
 def torch_fp32_logits(run, pixels: np.ndarray) -> np.ndarray:
     """The PyTorch model with normalisation written out here, independently of the package's path."""
     model, meta = load_bundle(run / "model")
-    mean = np.array(meta["preprocess"]["mean"], dtype=np.float32)
-    std = np.array(meta["preprocess"]["std"], dtype=np.float32)
+    mean = np.array(meta.preprocess.mean, dtype=np.float32)
+    std = np.array(meta.preprocess.std, dtype=np.float32)
     x = ((pixels.astype(np.float32) / 255.0 - mean) / std).transpose(0, 3, 1, 2)
     with torch.no_grad():
         return model.float()(torch.from_numpy(np.ascontiguousarray(x))).numpy()

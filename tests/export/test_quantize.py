@@ -7,11 +7,10 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from imgclf.data.preprocess import Preprocess
-from imgclf.export.export import _RunImages
+from imgclf.data.run_images import RunImages
 from imgclf.export.onnx_export import export_onnx
 from imgclf.export.quantize import RANGE_PERCENTILE, quantize_int8
-from imgclf.models.bundle import load_bundle
+from imgclf.inference.bundle import load_bundle
 from imgclf.runs import open_run
 
 pytestmark = pytest.mark.slow
@@ -35,9 +34,7 @@ def test_one_outlier_image_does_not_set_the_activation_range(digits_run, tmp_pat
     fp32 = tmp_path / "model.onnx"
     export_onnx(model.float().eval(), meta, fp32)
     r = open_run(digits_run)
-    _, train = _RunImages(
-        r, Preprocess.from_dict(meta["preprocess"]), meta["classes"], None, None
-    ).split("train", limit=99)
+    train = RunImages(r, meta.preprocess, meta.classes).split("train", limit=99)
     pixels = train.pixels[train.rows] // 4  # values 0..63
     pixels = np.concatenate([pixels[:50], np.full_like(pixels[:1], 255), pixels[50:]])
     out = tmp_path / "model.int8.onnx"
@@ -49,8 +46,8 @@ def test_one_outlier_image_does_not_set_the_activation_range(digits_run, tmp_pat
     )
 
     # The same normalisation as the graph, written out with numpy: (pixels - mean*255) / (std*255).
-    mean = np.array(meta["preprocess"]["mean"], dtype=np.float64) * 255.0
-    std = np.array(meta["preprocess"]["std"], dtype=np.float64) * 255.0
+    mean = np.array(meta.preprocess.mean, dtype=np.float64) * 255.0
+    std = np.array(meta.preprocess.std, dtype=np.float64) * 255.0
     x = (pixels.astype(np.float64) - mean) / std
     lows, highs = x.reshape(len(x), -1).min(1), x.reshape(len(x), -1).max(1)
     rmin = min(np.percentile(lows, 100 - RANGE_PERCENTILE), 0.0)

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
-from .decode import DEFAULT_MAX_PIXELS, decode_rgb
+from .decode import DEFAULT_MAX_PIXELS, DecodeError, _to_rgb, decode_rgb
 
 # ImageNet statistics: the convention of timm's and torchvision's pretrained weights, so a model
 # trained here can start from them (and one trained from scratch loses nothing by using them).
@@ -52,6 +52,24 @@ class Preprocess:
     def load(self, data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         """Encoded bytes -> HWC uint8, the full first step. Raises DecodeError."""
         return self.fit(decode_rgb(data, draft_size=self.img_size, max_pixels=max_pixels))
+
+    def load_image(self, img: Image.Image) -> np.ndarray:
+        """An already decoded PIL image (any mode) -> HWC uint8, as :meth:`load` fits decoded bytes."""
+        try:
+            img.load()
+            return self.fit(_to_rgb(img))
+        except (OSError, ValueError) as exc:  # a lazily opened file that turns out damaged
+            raise DecodeError(f"unusable image ({exc})") from None
+
+    def load_array(self, arr: np.ndarray) -> np.ndarray:
+        """uint8 pixels (HW grayscale, or HWC with 1, 3 or 4 channels) -> HWC uint8 fitted; raises DecodeError."""
+        if arr.dtype != np.uint8:
+            raise DecodeError(f"pixels must be uint8 (0-255), not {arr.dtype}")
+        if arr.ndim == 3 and arr.shape[2] == 1:
+            arr = arr[:, :, 0]
+        if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))) or 0 in arr.shape:
+            raise DecodeError(f"pixels must be HW (grayscale) or HWC with 1, 3 or 4 channels, not shape {arr.shape}")
+        return self.load_image(Image.fromarray(np.ascontiguousarray(arr)))  # L, RGB or RGBA by shape
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -17,9 +17,11 @@ import numpy as np
 
 from ..data.dataset import PreparedData, Split
 from ..data.loader import BatchLoader
+from ..data.run_images import RunImages
 from ..errors import UserError
-from ..inference.forward import TTA_MODES, softmax
-from ..models.bundle import read_bundle_meta, update_bundle_meta
+from ..inference.bundle import read_meta, update_bundle_meta
+from ..inference.forward import softmax
+from ..inference.names import TTA_MODES
 from ..predict import Predictor, load
 from ..runs import Run, atomic_write_text, open_run, write_csv, write_json
 from . import galleries, plots
@@ -30,7 +32,6 @@ from .metrics import (
     per_sample_loss,
     tta_effect,
 )
-from .run_data import open_run_data, prepare_run_data
 from .selective import selective_report
 from .subgroups import subgroup_metrics
 
@@ -121,7 +122,8 @@ def evaluate(
     r = open_run(run)
     predictor = load(r.root, precision=precision, backend="torch")
     mode = _resolve_tta(tta, predictor.tta)
-    spec, prepared = _prepare(r, predictor, data, split, group_by)
+    images, prepared = _prepare(r, predictor, data, split, group_by)
+    spec = images.spec
     part = prepared.split(split)
     val = prepared.split("val") if split != "val" else part
     groups = _groups(part, group_by, split) if group_by else None
@@ -185,14 +187,13 @@ def evaluate(
         _explain(predictor, part, probs, out, sections)
     else:
         sections["gradcam"] = "not run (--no-explain)"
-    same_data = prepared.split_method.startswith("reused")  # data holds the run's own images
-    issues = _label_issues(r, label_issues, data if same_data else None, prepared, predictor, out, sections)
+    issues = _label_issues(r, label_issues, data if images.reuses_split else None, prepared, predictor, out, sections)
 
     from .model_card import write_model_card
     from .report import write_report
 
     context = {
-        "run": r, "meta": read_bundle_meta(r.model_dir),  # as stored now: with the new temperature
+        "run": r, "meta": read_meta(r.model_dir),  # as stored now: with the new temperature
         "config": r.read_config(), "metrics": metrics, "calibration": calibration, "selective": selective,
         "top_losses": top, "robustness": robust, "label_issues": issues, "sections": sections,
     }  # fmt: skip
@@ -217,16 +218,17 @@ def _resolve_tta(tta: bool | str | None, deployed: str) -> str:
     return tta
 
 
-def _prepare(r: Run, predictor: Predictor, data: str | None, split: str, group_by: str | None) -> tuple[str, PreparedData]:
+def _prepare(r: Run, predictor: Predictor, data: str | None, split: str, group_by: str | None) -> tuple[RunImages, PreparedData]:
     """The evaluated split (and the validation split, for calibration), decoded through the cache."""
-    spec, source = open_run_data(r, data)
+    images = RunImages(r, predictor.preprocess, predictor.classes, data)
+    source = images.source
     if group_by and group_by != "group" and group_by not in source.meta_columns:
         if not source.meta_columns:
             raise UserError(f"--group-by {group_by}: {source.uri} has no metadata columns; "
                             "subgroups need a CSV/JSONL manifest with extra columns (or --group-by group)")  # fmt: skip
         available = ", ".join(["group", *source.meta_columns])
         raise UserError(f"--group-by {group_by}: {source.uri} has no such column (columns to group by: {available})")
-    return spec, prepare_run_data(r, predictor, source, data=data, splits=(split, "val"))
+    return images, images.prepare((split, "val"))
 
 
 def _groups(part: Split, column: str, split: str) -> list[str | None]:

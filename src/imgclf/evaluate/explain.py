@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.decode import DecodeError
 from ..errors import UserError
 from ..inference.normalize import normalize
 from ..predict import Predictor, expand_inputs, load
+from ..predict_inputs import to_items
 from ..runs import atomic_write_bytes, open_run
 
 # Overlays written by `imgclf explain` are at least this many pixels wide: a 32-pixel map is
@@ -172,14 +172,13 @@ def explain(
 
     results: list[dict] = []
     loaded: list[tuple[int, np.ndarray]] = []
-    for path in paths:
-        try:
-            loaded.append((len(results), predictor.preprocess.load(Path(path).read_bytes())))
+    for item in to_items(paths):
+        path, pixels, error = item.load(predictor.preprocess)  # the reasons predict gives, broken links included
+        if pixels is None:
+            results.append({"path": path, "error": error})
+        else:
+            loaded.append((len(results), pixels))
             results.append({"path": path})
-        except DecodeError as exc:
-            results.append({"path": path, "error": exc.reason})
-        except OSError as exc:
-            results.append({"path": path, "error": f"cannot read file ({exc.strerror or exc})"})
     if loaded:
         pixels = np.stack([px for _, px in loaded])
         probs = predictor.probabilities(pixels)

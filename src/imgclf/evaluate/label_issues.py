@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.dataset import PreparedData, prepare
+from ..data.dataset import PreparedData
 from ..data.preprocess import Preprocess
+from ..data.run_images import RunImages
 from ..errors import DataError, UserError
+from ..inference.bundle import read_meta
 from ..predict import load
 from ..progress import log
 from ..runs import open_run, write_csv, write_json
@@ -64,13 +66,9 @@ def find_label_issues(
         raise UserError("--folds must be at least 2")
     if epochs is not None and epochs < 1:
         raise UserError("--epochs must be at least 1")
-    bundle = load(r.root, backend="torch")
-    classes, preprocess = bundle.classes, bundle.preprocess
-    del bundle
-
-    pool = prepare(
-        cfg.data, preprocess, splits_from=r.splits, classes=classes, only_splits=splits, cache_dir=cfg.cache_dir,
-    )  # fmt: skip
+    meta = read_meta(r.model_dir)
+    classes, preprocess = list(meta.classes), meta.preprocess
+    pool = RunImages(r, preprocess, classes, cfg.data, new_data_allowed=False).prepare(splits)
     y = np.array([classes.index(s.label) for s in pool.samples])
     counts = np.bincount(y, minlength=len(classes))
     if counts.max() < folds:
@@ -162,7 +160,7 @@ def _fold_probabilities(
     preprocess: Preprocess, epochs: int | None,
 ) -> np.ndarray:
     """Train on every fold but ``k`` and return the probabilities for fold ``k`` (in ``classes`` order)."""
-    from ..train.loop import fit
+    from ..train.fit import fit
 
     splits_csv = tmp / f"fold{k}.csv"
     write_csv(splits_csv, [["path", "label", "split", "group"]] + [

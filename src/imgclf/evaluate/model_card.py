@@ -43,24 +43,24 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 
 def _details(ctx: dict) -> str:
-    meta, run = ctx["meta"], ctx["run"]
-    pre = meta["preprocess"]
+    meta, run = ctx["meta"], ctx["run"]  # meta: the bundle's checked ModelMeta
+    pre, extra = meta.preprocess, meta.extra
     return (
         f"# Model card: {run.root.name}\n\n"
-        f"- **Model**: `{meta['architecture']}`"
-        + (f", initialised from `{meta['pretrained']}`" if meta.get("pretrained") else ", trained from scratch")
-        + f"\n- **Classes** ({len(meta['classes'])}): {', '.join(meta['classes'])}\n"
-        f"- **Input**: RGB, centre-cropped and resized to {pre['img_size']} x {pre['img_size']} px "
-        f"({pre['interpolation']}), normalised with mean {pre['mean']} and std {pre['std']}\n"
-        f"- **Test-time augmentation**: {meta.get('tta', 'none')}\n"
-        f"- **Calibration temperature**: {float(meta.get('temperature', 1.0)):.4f}\n"
-        f"- **Created**: {meta.get('created', 'unknown')} with imgclf {meta.get('imgclf_version', '?')}\n"
+        f"- **Model**: `{meta.architecture}`"
+        + (f", initialised from `{extra['pretrained']}`" if extra.get("pretrained") else ", trained from scratch")
+        + f"\n- **Classes** ({len(meta.classes)}): {', '.join(meta.classes)}\n"
+        f"- **Input**: RGB, centre-cropped and resized to {pre.img_size} x {pre.img_size} px "
+        f"({pre.interpolation}), normalised with mean {list(pre.mean)} and std {list(pre.std)}\n"
+        f"- **Test-time augmentation**: {meta.tta}\n"
+        f"- **Calibration temperature**: {meta.temperature:.4f}\n"
+        f"- **Created**: {extra.get('created', 'unknown')} with imgclf {extra.get('imgclf_version', '?')}\n"
         f"- **Files**: `model/model.safetensors` + `model/model.json`; full evaluation in `eval/report.html`\n"
     )
 
 
 def _intended_use(ctx: dict) -> str:
-    classes = ctx["meta"]["classes"]
+    classes = list(ctx["meta"].classes)
     u = ctx["selective"]["unsure_threshold"]
     unsure = (
         f"Predictions whose top probability is below {u['threshold']:.4f} are flagged \"unsure\" and should go "

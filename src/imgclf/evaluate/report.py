@@ -43,7 +43,8 @@ table{border-collapse:collapse;font-size:13px;margin:8px 0}th,td{padding:4px 10p
 th:first-child,td:first-child{text-align:left}th{background:#f0f2f5}tr.flag td{background:#fde8e8}
 img{max-width:100%;height:auto;margin:6px 0}.cards{display:flex;flex-wrap:wrap;gap:12px}
 .card{background:#f0f3f8;border-radius:6px;padding:10px 14px;min-width:150px}.card b{display:block;font-size:20px}
-.card span{font-size:12px;color:#5a6272}.pair{display:flex;gap:24px;align-items:flex-start}.pair img{width:49%}.note{color:#6b7280;font-style:italic}pre{font-size:12px;background:#f6f7f9;padding:8px}
+.card span{font-size:12px;color:#5a6272}.pair{display:flex;gap:24px;align-items:flex-start}.pair img{width:49%}
+.note{color:#6b7280;font-style:italic}pre{font-size:12px;background:#f6f7f9;padding:8px}
 """
 
 
@@ -67,7 +68,7 @@ def build_report(ctx: dict, eval_dir: Path) -> str:
     )
     nav = "".join(f'<a href="#{sid}">{title}</a>' for sid, title in SECTIONS)
     subtitle = (
-        f"{_e(ctx['meta']['architecture'])} on {_e(m['data'])}: {m['split']} split, {m['n']:,} images. "
+        f"{_e(ctx['meta'].architecture)} on {_e(m['data'])}: {m['split']} split, {m['n']:,} images. "
         f"Generated {time.strftime('%Y-%m-%d %H:%M')}."
     )
     return (
@@ -152,7 +153,8 @@ def _data(ctx: dict, _dir: Path) -> str:
         ["images read", f"{rep.get('images_read', 0):,}"],
         ["images skipped (unreadable)", f"{rep.get('images_skipped', 0):,}"],
         ["classes", f"{len(rep.get('classes', []))}"],
-        ["split", f"train {sizes.get('train', 0):,} / val {sizes.get('val', 0):,} / test {sizes.get('test', 0):,} ({rep.get('split_method', '')})"],
+        ["split", f"train {sizes.get('train', 0):,} / val {sizes.get('val', 0):,} / test {sizes.get('test', 0):,} "
+                  f"({rep.get('split_method', '')})"],
         ["imbalance (largest / smallest class)", f"{rep.get('imbalance_ratio', 1.0):.2f}"],
         ["metadata columns", ", ".join(rep.get("metadata_columns") or []) or "none"],
     ]
@@ -186,7 +188,8 @@ def _metrics(ctx: dict, _dir: Path) -> str:
         extra = _table(["positive class " + b["positive_class"], ""], [
             ["precision", f"{b['precision']:.4f}"], ["recall (sensitivity)", f"{b['recall']:.4f}"],
             ["specificity", f"{b['specificity']:.4f}"], ["F1", f"{b['f1']:.4f}"],
-        ] + ([["ROC AUC", f"{b['roc_auc']:.4f}"], ["average precision", f"{b['average_precision']:.4f}"]] if "roc_auc" in b else []))  # fmt: skip
+        ] + ([["ROC AUC", f"{b['roc_auc']:.4f}"], ["average precision", f"{b['average_precision']:.4f}"]]
+             if "roc_auc" in b else []))  # fmt: skip
     skipped = f"{m['images_skipped']} unreadable images skipped. " if m["images_skipped"] else ""
     tta = f"Test-time augmentation: {m['tta']}. " if m["tta"] != "none" else ""
     return (
@@ -210,7 +213,8 @@ def _per_class(ctx: dict, _dir: Path) -> str:
 def _confusion(ctx: dict, eval_dir: Path) -> str:
     pairs = ctx["metrics"]["most_confused"]
     table = (
-        _table(["true", "predicted as", "images", "share of true class"], [[p["true"], p["predicted"], p["count"], _pct(p["rate"])] for p in pairs])
+        _table(["true", "predicted as", "images", "share of true class"],
+               [[p["true"], p["predicted"], p["count"], _pct(p["rate"])] for p in pairs])
         if pairs else _note("No confusions: every image was classified correctly.")
     )  # fmt: skip
     return (
@@ -292,7 +296,8 @@ def _subgroups(ctx: dict, eval_dir: Path) -> str:
     return (
         f"<p>By <b>{_e(sg['column'])}</b>: overall accuracy {_pct(o['accuracy'])}, macro recall {_pct(o['macro_recall'])}. "
         f"Subgroups more than {100 * sg['tolerance']:.1f} points below either are flagged.</p>"
-        + _table(["subgroup", "images", "accuracy", "gap (points)", "macro recall", "gap (points)", ""], rows, [g["flagged"] for g in sg["groups"]])
+        + _table(["subgroup", "images", "accuracy", "gap (points)", "macro recall", "gap (points)", ""], rows,
+                 [g["flagged"] for g in sg["groups"]])
         + _img(eval_dir / "subgroups.png", "accuracy by subgroup")
     )
 

@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.run_images import RunImages
 from ..errors import UserError
+from ..inference.names import TTA_MODES
 from ..predict import Predictor, load
 from ..progress import log
 from ..runs import open_run, write_csv, write_json
 from .corruptions import CORRUPTIONS, SEVERITIES, corrupt
-from .run_data import load_split
 
 
 def robustness(
@@ -54,11 +55,11 @@ def robustness(
         raise UserError(f"unknown corruption {unknown[0] if unknown else 'none'!r}; choose from {', '.join(CORRUPTIONS)}")
     if limit is not None and limit < 1:
         raise UserError("--limit must be at least 1")
-    if tta not in (None, "none", "flip", "flip-translate"):
-        raise UserError(f"--tta {tta!r}: choose none, flip or flip-translate")
+    if tta is not None and tta not in TTA_MODES:
+        raise UserError(f"--tta {tta!r}: choose {', '.join(TTA_MODES)}")
     r = open_run(run)
     predictor = predictor or load(r.root, backend="torch")
-    part = load_split(r, predictor, data=data, split=split)
+    part = RunImages(r, predictor.preprocess, predictor.classes, data).split(split)
     rows = np.arange(len(part))
     if limit is not None and limit < len(part):
         rows = np.sort(np.random.default_rng(seed).permutation(len(part))[:limit])
@@ -110,7 +111,8 @@ def robustness(
     out = r.eval_dir
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "robustness.json", report)
-    write_csv(out / "robustness.csv", [["corruption", "severity", "accuracy", "relative_drop"], ["clean", 0, f"{clean:.6f}", "0.000000"]] + [
+    header = [["corruption", "severity", "accuracy", "relative_drop"], ["clean", 0, f"{clean:.6f}", "0.000000"]]
+    write_csv(out / "robustness.csv", header + [
         [x["corruption"], x["severity"], f"{x['accuracy']:.6f}", f"{x['relative_drop']:.6f}"] for x in results
     ])  # fmt: skip
     robustness_png(report, out / "robustness.png")

@@ -19,13 +19,13 @@ import numpy as np
 import torch
 
 from .._version import __version__
-from ..data.sources import open_source
+from ..data.run_images import RunImages
 from ..device import cpu_flags, cpu_model, pick_device, pick_precision
-from ..errors import UserError
+from ..errors import DataError, UserError
 from ..inference.forward import softmax
+from ..inference.onnx_backend import available_cores
 from ..predict import Predictor, load
 from ..runs import open_run
-from .runtime import available_cores
 
 BACKENDS = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")
 SAMPLE_IMAGES = 64  # distinct encoded images cycled through in the end-to-end timing
@@ -60,7 +60,7 @@ def bench_infer(
         raise UserError(f"no backend of {r.root} can run here ({'; '.join(s['reason'] for s in skipped)})")
     first = next(iter(predictors.values()))
     pre = first.preprocess
-    encoded, images_from = _sample_images(r, pre.img_size, seed)
+    encoded, images_from = _sample_images(r, first, seed)
     rng = np.random.default_rng(seed)
     one = torch.from_numpy(rng.integers(0, 256, (1, pre.img_size, pre.img_size, 3), dtype=np.uint8))
     many = torch.from_numpy(rng.integers(0, 256, (batch, pre.img_size, pre.img_size, 3), dtype=np.uint8))
@@ -98,7 +98,7 @@ def bench_infer(
             x["throughput_vs_torch_fp32"] = x["throughput_images_per_s"]["mean"] / ref["throughput_images_per_s"]["mean"]
     return {
         "run": str(r.root),
-        "architecture": first.meta.get("architecture"),
+        "architecture": first.meta.architecture,
         "img_size": pre.img_size,
         "classes": len(first.classes),
         "runs": runs,
@@ -146,14 +146,14 @@ def _percentiles(seconds: list[float]) -> dict:
     }  # fmt: skip
 
 
-def _sample_images(r, img_size: int, seed: int) -> tuple[list[bytes], str]:
+def _sample_images(r, predictor: Predictor, seed: int) -> tuple[list[bytes], str]:
     """Encoded test images of the run's own data; synthetic JPEGs (2x the model's size) if it moved."""
+    img_size = predictor.preprocess.img_size
     try:
-        source = open_source(r.read_config()["data"])
-        samples = [s for s in source.samples if s.split in (None, "test")] or source.samples
-        pick = np.random.default_rng(seed).permutation(len(samples))[:SAMPLE_IMAGES]
-        return [source.read_bytes(samples[i].path) for i in pick], f"{len(pick)} images of {source.uri}"
-    except (UserError, KeyError, OSError):
+        images = RunImages(r, predictor.preprocess, predictor.classes)
+        encoded = images.encoded("test", SAMPLE_IMAGES, seed)
+        return encoded, f"{len(encoded)} images of {images.source.uri}"
+    except (UserError, DataError, KeyError, OSError):
         from PIL import Image
 
         rng = np.random.default_rng(seed)
@@ -203,7 +203,8 @@ def format_bench_infer(result: dict) -> str:
         ),
         "",
         (
-            f"{'backend':<11} {'batch 1 p50 / p95 / p99 ms':>27} {'batch ' + str(result['backends'][0]['throughput_batch']) + ' img/s':>18} "
+            f"{'backend':<11} {'batch 1 p50 / p95 / p99 ms':>27} "
+            f"{'batch ' + str(result['backends'][0]['throughput_batch']) + ' img/s':>18} "
             f"{'vs torch':>8} {'end-to-end p50 / p95 ms':>24} {'preprocess':>10}"
         ),
     ]  # fmt: skip

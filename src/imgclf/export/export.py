@@ -9,10 +9,9 @@ exports keep their files for inspection, but the error says they must not be dep
 
 from __future__ import annotations
 
-import copy
+import json
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,21 +19,22 @@ import numpy as np
 import torch
 
 from .._version import __version__
-from ..data.dataset import Split, prepare, read_splits_csv
-from ..data.preprocess import Preprocess
-from ..data.sources import open_source
-from ..errors import DataError, UserError
-from ..models.bundle import load_bundle
-from ..predict import Predictor
-from ..runs import Run, open_run, write_json
-from .metadata import export_properties, weights_digest
+from ..data.run_images import RunImages
+from ..errors import UserError
+from ..inference.backends import TorchBackend
+from ..inference.bundle import ModelMeta, load_bundle, weights_digest
+from ..inference.export_record import PARITY_FILE, check_record
+from ..inference.forward import backend_logits
+from ..inference.onnx_backend import OnnxBackend
+from ..runs import open_run, write_json
+from .metadata import export_properties
 from .parity import MIN_FP32_AGREEMENT, accuracy, compare_logits
 
 FORMATS = ("onnx", "torchscript")
 FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt", "int8": "model.int8.onnx"}
+CHECK_SPLITS = {"val": ("val", "test"), "test": ("test", "val")}  # the split asked for, then the fallback
 DEFAULT_ALLOWED_DROP = 1.0  # accuracy points an int8 export may lose against fp32
 NEGLIGIBLE_SPEEDUP = 1.3  # below this, int8 is not worth its accuracy risk
-BATCH = 64
 
 
 class ExportCheckFailed(UserError):
@@ -78,6 +78,8 @@ def export(
         raise UserError("--int8 quantizes the ONNX export; use it with --format onnx")
     if allow_drop is not None and allow_drop < 0:
         raise UserError("--allow-drop is in accuracy points and cannot be negative")
+    if split not in CHECK_SPLITS:
+        raise UserError(f"--split {split!r}: the export is checked on val or test images")
     r = open_run(run)
     model, meta = load_bundle(r.model_dir)
     model.float().eval()
@@ -90,40 +92,41 @@ def export(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "quantized": False,
     }
-    pre = Preprocess.from_dict(meta["preprocess"])
-    images = _RunImages(r, pre, meta["classes"], data, limit)
-    parity: dict = {"run": str(r.root), "architecture": meta["architecture"], "format": format}
+    images = RunImages(r, meta.preprocess, meta.classes, data, new_data_allowed=False)
+    parity: dict = {"run": str(r.root), "architecture": meta.architecture, "format": format}
     result = ExportResult(out, {}, parity)
+    checks = _earlier_checks(out, written=[FILES[format], *([FILES["int8"]] if int8 else [])])
 
     path = out / FILES[format]
     if format == "onnx":
         from .onnx_export import export_onnx
-        from .runtime import OnnxModel
 
         info = export_onnx(model, meta, path, opset=opset, export_info=info)
-        exported = OnnxModel(path)
+        exported = OnnxBackend(path)
     else:
         from .torchscript import export_torchscript, load_torchscript
 
         info = export_torchscript(model, meta, path, export_info=info)
         module, _ = load_torchscript(path)
 
-        def exported(x: np.ndarray) -> np.ndarray:
+        def exported(x: torch.Tensor) -> np.ndarray:
             with torch.no_grad():
-                return module(torch.from_numpy(np.ascontiguousarray(x))).float().numpy()
+                return module(x).float().numpy()
 
     result.files[format] = path
     parity["export"] = info
 
     # fp32 check: the exported graph against PyTorch fp32 on the same uint8 pixels, no TTA on
-    # either side (TTA is applied outside the graph, identically for both backends).
-    reference = Predictor(model, meta, device="cpu", precision="fp32")
-    check_split, part = images.split(split)
-    ref_logits = reference.batch_logits(images.batches(part), tta="none")
-    exp_logits = np.concatenate([exported(x.numpy()) for x in images.batches(part)])
-    fp32 = {"split": check_split, **compare_logits(ref_logits, exp_logits, reference.temperature)}
+    # either side (TTA is applied outside the graph, identically for every backend).
+    reference = TorchBackend(model, meta.preprocess.mean, meta.preprocess.std, device="cpu", precision="fp32")
+    check_split = images.first_split(*CHECK_SPLITS[split])
+    part = images.split(check_split, limit=limit)
+    ref_logits = backend_logits(reference, images.batches(part))
+    exp_logits = backend_logits(exported, images.batches(part))
+    fp32 = {"split": check_split, **compare_logits(ref_logits, exp_logits, meta.temperature)}
     fp32["passed"] = fp32["top1_agreement"] >= MIN_FP32_AGREEMENT
     parity["fp32"] = fp32
+    checks[path.name] = {"check": "fp32", "passed": fp32["passed"], **check_record(path, info["weights_sha256"])}
     if not fp32["passed"]:
         result.failures.append(
             f"the {format} export agrees with PyTorch on only {fp32['top1_agreement']:.2%} of {fp32['images']} "
@@ -131,9 +134,13 @@ def export(
         )
 
     if int8 and not result.failures:
-        _int8(result, r, meta, info, exported, images, allow_drop, calibration_images)
+        _int8(result, meta, info, exported, images, allow_drop, calibration_images, limit)
+        q = result.parity["int8"]
+        checks[FILES["int8"]] = {"check": "int8", "passed": q["passed"], **check_record(result.files["int8"], info["weights_sha256"])}
 
-    write_json(out / "parity.json", parity)
+    # Written last: predict uses an export only when this records a passed check of that very file.
+    parity["checks"] = checks
+    write_json(out / PARITY_FILE, parity)
     if result.failures:
         raise ExportCheckFailed(
             "; ".join(result.failures) + f". Do not deploy it; the files are kept in {out} for inspection (parity.json)",
@@ -142,21 +149,35 @@ def export(
     return result
 
 
-def _int8(result: ExportResult, r: Run, meta: dict, info: dict, fp32_model, images: _RunImages, allow_drop, n_calib: int) -> None:
+def _earlier_checks(out: Path, written: list[str]) -> dict:
+    """The checks parity.json holds for files this export leaves alone (a TorchScript export keeps
+    the ONNX file's check). An interrupted export needs no clean-up here: each check records its
+    file's sha256, and a rewritten file no longer matches the record of the old one."""
+    try:
+        checks = json.loads((out / PARITY_FILE).read_text(encoding="utf-8")).get("checks", {})
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return {}
+    if not isinstance(checks, dict):
+        return {}
+    return {name: c for name, c in checks.items() if name not in written}
+
+
+def _int8(result: ExportResult, meta: ModelMeta, info: dict, fp32_model, images: RunImages, allow_drop, n_calib: int,
+          limit: int | None) -> None:  # fmt: skip
     from .quantize import CALIBRATION, quantize_int8, speedup
-    from .runtime import OnnxModel
 
     out = result.export_dir / FILES["int8"]
-    _, calib = images.split("train", limit=n_calib)
+    calib = images.split("train", limit=n_calib)
     int8_info = {**info, "quantized": True, "quantization": f"static QDQ, per-channel int8 weights, uint8 activations, {CALIBRATION}",
                  "calibration_images": len(calib)}  # fmt: skip
     quantize_int8(result.files["onnx"], out, (x.numpy() for x in images.batches(calib, 32)), export_properties(meta, int8_info))
     result.files["int8"] = out
-    int8_model = OnnxModel(out)
+    int8_model = OnnxBackend(out)
 
-    test_split, part = images.split("test")
-    fp32_logits = np.concatenate([fp32_model(x.numpy()) for x in images.batches(part)])
-    int8_logits = np.concatenate([int8_model(x.numpy()) for x in images.batches(part)])
+    test_split = images.first_split("test", "val")
+    part = images.split(test_split, limit=limit)
+    fp32_logits = backend_logits(fp32_model, images.batches(part))
+    int8_logits = backend_logits(int8_model, images.batches(part))
     acc32, acc8 = accuracy(fp32_logits, part.labels), accuracy(int8_logits, part.labels)
     drop = 100.0 * (acc32 - acc8)
     allowed = DEFAULT_ALLOWED_DROP if allow_drop is None else float(allow_drop)
@@ -168,7 +189,7 @@ def _int8(result: ExportResult, r: Run, meta: dict, info: dict, fp32_model, imag
         "accuracy_int8": acc8,
         "accuracy_drop_points": drop,
         "allowed_drop_points": allowed,
-        "vs_fp32": compare_logits(fp32_logits, int8_logits, float(meta.get("temperature", 1.0))),
+        "vs_fp32": compare_logits(fp32_logits, int8_logits, meta.temperature),
         "speed": speed,
         "quantization": int8_info["quantization"],
         "passed": drop <= allowed + 1e-9,  # 1 image in 100 is 1.0000000000000009 points in floating point
@@ -177,7 +198,7 @@ def _int8(result: ExportResult, r: Run, meta: dict, info: dict, fp32_model, imag
     result.parity["int8"] = entry
     if speed["speedup"] is not None and speed["speedup"] < NEGLIGIBLE_SPEEDUP:
         result.notes.append(
-            f"int8 is only {speed['speedup']:.2f}x as fast as fp32 for {meta['architecture']} on this CPU (one batch of "
+            f"int8 is only {speed['speedup']:.2f}x as fast as fp32 for {meta.architecture} on this CPU (one batch of "
             f"{speed['batch']}); small and depthwise layers gain little from int8 kernels, so the fp32 export may serve as well"
         )
     if not entry["passed"]:
@@ -185,52 +206,6 @@ def _int8(result: ExportResult, r: Run, meta: dict, info: dict, fp32_model, imag
             f"the int8 model loses {drop:.2f} accuracy points on {len(part)} {test_split} images "
             f"({acc32:.2%} -> {acc8:.2%}; at most {allowed:g} allowed, raise it with --allow-drop)"
         )
-
-
-class _RunImages:
-    """A run's images, split as recorded in ``splits.csv``, as uint8 pixels through the cache."""
-
-    def __init__(self, r: Run, pre: Preprocess, classes: list[str], data: str | None, limit: int | None):
-        config = r.read_config()
-        spec = data or config.get("data")
-        if not spec:
-            raise DataError(f"{r.root} does not record its training data; pass --data")
-        if not r.splits.exists():
-            raise DataError(f"{r.root} has no splits.csv, so its validation images are unknown")
-        self.source = open_source(spec)
-        self.saved = read_splits_csv(r.splits)
-        self.r, self.pre, self.classes, self.limit = r, pre, classes, limit
-        self.cache_dir = config.get("cache_dir")
-
-    def split(self, name: str, limit: int | None = None) -> tuple[str, Split]:
-        """(split name, Split) for ``name``; val falls back to test (and test to val) when empty."""
-        order = {"val": ["val", "test"], "test": ["test", "val"], "train": ["train"]}[name]
-        for candidate in order:
-            paths = sorted(p for p, (_, sp, _) in self.saved.items() if sp == candidate)
-            if paths:
-                break
-        else:
-            raise DataError(f"{self.r.root} has no {' or '.join(order)} images to check the export on")
-        cap = limit or self.limit
-        if cap and len(paths) > cap:
-            pick = np.random.default_rng(0).choice(len(paths), size=cap, replace=False)
-            paths = [paths[i] for i in sorted(pick)]
-        wanted = set(paths)
-        sub = copy.copy(self.source)
-        sub.samples = [s for s in self.source.samples if s.path in wanted]
-        if not sub.samples:
-            raise DataError(f"none of the run's {candidate} images are in {self.source.uri}; pass --data with where they are now")
-        prepared = prepare(
-            sub, self.pre, splits_from=self.r.splits, classes=self.classes, only_splits=(candidate,),
-            cache_dir=self.cache_dir,
-        )  # fmt: skip
-        return candidate, prepared.split(candidate)
-
-    @staticmethod
-    def batches(part: Split, size: int = BATCH) -> Iterator[torch.Tensor]:
-        """uint8 NHWC batches in the split's order (so they line up with ``part.labels``)."""
-        for i in range(0, len(part), size):
-            yield torch.from_numpy(np.ascontiguousarray(part.pixels[part.rows[i : i + size]]))
 
 
 def format_export(result: ExportResult) -> str:
@@ -259,7 +234,9 @@ def format_export(result: ExportResult) -> str:
             f"({_change(q['accuracy_drop_points'])}: {verdict}); agrees with fp32 on {q['vs_fp32']['top1_agreement']:.2%}"
         )
         s = q["speed"]
-        lines.append(f"int8 speed: {s['speedup']:.2f}x fp32 on a batch of {s['batch']} (quick check; `imgclf bench infer` measures properly)")
+        lines.append(
+            f"int8 speed: {s['speedup']:.2f}x fp32 on a batch of {s['batch']} (quick check; `imgclf bench infer` measures properly)"
+        )
     lines += [f"note: {n}" for n in result.notes]
     lines.append(f"parity report: {result.export_dir / 'parity.json'}")
     return "\n".join(lines)

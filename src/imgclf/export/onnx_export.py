@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..inference.bundle import ModelMeta
 from ..runs import atomic_write_bytes
 from .graph import INPUT_NAME, OUTPUT_NAME, PixelsToLogits
 from .metadata import export_properties
@@ -35,16 +36,16 @@ def quiet():
                 lg.setLevel(level)
 
 
-def export_onnx(model: nn.Module, meta: dict, path: Path, *, opset: int | None = None, export_info: dict | None = None) -> dict:
+def export_onnx(model: nn.Module, meta: ModelMeta, path: Path, *, opset: int | None = None, export_info: dict | None = None) -> dict:
     """Write ``path`` (weights embedded, one file) and return how it was exported.
 
     The torch.export-based exporter (``dynamo=True``) is tried first: it is the maintained one
     (the TorchScript-based exporter is deprecated since torch 2.9) and its graph optimiser folds
     batch norms and constants. Models it cannot trace fall back to the TorchScript exporter.
     """
-    pre = meta["preprocess"]
-    module = PixelsToLogits(model, pre["mean"], pre["std"]).eval().cpu()
-    size = int(pre["img_size"])
+    pre = meta.preprocess
+    module = PixelsToLogits(model, pre.mean, pre.std).eval().cpu()
+    size = pre.img_size
     example = torch.zeros(2, size, size, 3, dtype=torch.uint8)  # batch 2: a batch of 1 could be specialised
     info = dict(export_info or {})
     proto, errors = None, []
@@ -56,7 +57,7 @@ def export_onnx(model: nn.Module, meta: dict, path: Path, *, opset: int | None =
         except Exception as exc:  # noqa: BLE001 - any exporter failure means: try the other one
             errors.append(f"{exporter}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     if proto is None:
-        raise UserError(f"{meta['architecture']} could not be exported to ONNX ({'; '.join(errors)})")
+        raise UserError(f"{meta.architecture} could not be exported to ONNX ({'; '.join(errors)})")
     if errors:
         info["exporter_fallback_reason"] = errors[0]
     info["opset"] = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..inference.bundle import ModelMeta
 from ..runs import atomic_write_bytes
 from .graph import PixelsToLogits
 from .metadata import export_properties
@@ -21,10 +22,10 @@ from .onnx_export import quiet
 EXTRA_FILE = "imgclf.json"
 
 
-def export_torchscript(model: nn.Module, meta: dict, path: Path, *, export_info: dict | None = None) -> dict:
-    pre = meta["preprocess"]
-    module = PixelsToLogits(model, pre["mean"], pre["std"]).eval().cpu()
-    size = int(pre["img_size"])
+def export_torchscript(model: nn.Module, meta: ModelMeta, path: Path, *, export_info: dict | None = None) -> dict:
+    pre = meta.preprocess
+    module = PixelsToLogits(model, pre.mean, pre.std).eval().cpu()
+    size = pre.img_size
     info = {**(export_info or {}), "format": "torchscript", "exporter": "torch.jit.trace"}
     with quiet(), torch.no_grad():  # silences tracer and deprecation warnings
         # Tracing, not scripting: timm's models are written for tracing (scripting rejects many).

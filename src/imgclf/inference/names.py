@@ -9,3 +9,9 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 DEVICES = ("auto", "cpu", "cuda")
 INTERPOLATIONS = ("bilinear", "bicubic")
+RESIZE_MODES = ("center-crop",)
+
+# Input sizes a model may be trained or loaded at (TrainConfig's --img-size bounds): a 2048-px
+# image is already 50 MB as float32; a model.json claiming 100000 made predict allocate tens of
+# gigabytes before the kernel killed it (issue 11).
+IMG_SIZE_MIN, IMG_SIZE_MAX = 8, 2048
