@@ -153,7 +153,7 @@ def test_any_yaml_mapping_loads_or_names_a_key(tmp_path, config):
         cfg = load(tmp_path, yaml.safe_dump(config, allow_unicode=True))
     except UserError as exc:
         text = str(exc)
-        named = [k for k in config if str(k) in text or "--" + str(k).replace("_", "-") in text]
+        named = [k for k in config if str(k) in text or repr(k) in text or "--" + str(k).replace("_", "-") in text]
         assert named, f"{text!r} names none of {list(config)}"
         return
     for key, value in config.items():  # what loaded is what the file said (a preset fills only the rest)
@@ -184,3 +184,11 @@ def test_the_generator_also_makes_files_that_load(tmp_path):
 
     found = find(st.lists(entries, min_size=4, max_size=6).map(dict), loads, settings=settings(max_examples=2000, deadline=None))
     assert load(tmp_path, yaml.safe_dump(found))
+
+
+def test_every_preset_holds_valid_values():
+    from imgclf.train.presets import PRESETS
+
+    for name, values in PRESETS.items():
+        TrainConfig.check_types(values, where=f"preset {name}")
+        assert resolve(None, data="d", out="o", preset=name).validate().preset == name

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from ..errors import UserError
-from ..inference.names import DEVICES, PRECISIONS, TTA_MODES
+from ..inference.names import DEVICES, IMG_SIZE_MAX, IMG_SIZE_MIN, PRECISIONS, TTA_MODES
 from .presets import PRESETS, apply_preset
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop")
@@ -147,7 +147,8 @@ class TrainConfig:
             (self.epochs >= 1, "--epochs must be at least 1"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.lr == "auto" or self.lr > 0, "--lr must be positive (or auto)"),
-            (self.img_size is None or 8 <= self.img_size <= 2048, "--img-size must be between 8 and 2048"),
+            (self.img_size is None or IMG_SIZE_MIN <= self.img_size <= IMG_SIZE_MAX,
+             f"--img-size must be between {IMG_SIZE_MIN} and {IMG_SIZE_MAX}"),
             (0 <= self.val_fraction < 1, "--val-fraction must be in [0, 1)"),
             (0 <= self.test_fraction < 1, "--test-fraction must be in [0, 1)"),
             (self.val_fraction + self.test_fraction < 1, "--val-fraction and --test-fraction must leave images for training"),
@@ -189,7 +190,7 @@ class TrainConfig:
     def from_dict(cls, d: typing.Mapping, where: str = "config") -> "TrainConfig":
         """A configuration from a mapping of option names to values, every key and value checked."""
         known = {f.name for f in fields(cls)}
-        unknown = sorted(str(k) for k in d if k not in known)
+        unknown = sorted(_key(k) for k in d if k not in known)
         if unknown:
             raise UserError(f"unknown option(s) in {where}: {', '.join(unknown)}")
         cls.check_types(d, where)
@@ -306,6 +307,12 @@ def _type_problem(key, value) -> str | None:
     if type(None) in kinds:
         wanted += " (or null)"
     return f"{key} must be {wanted}, not {_short(value)}"
+
+
+def _key(key) -> str:
+    """A key as written in a message: plain when it is a printable word, else its repr (a key of
+    whitespace or control characters would otherwise be invisible)."""
+    return key if isinstance(key, str) and key.isprintable() and key.strip() == key and key else repr(key)
 
 
 def _flag(name: str) -> str:
