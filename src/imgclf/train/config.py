@@ -193,6 +193,7 @@ class TrainConfig:
         unknown = sorted(_key(k) for k in d if k not in known)
         if unknown:
             raise UserError(f"unknown option(s) in {where}: {', '.join(unknown)}")
+        d = {k: _yaml11_number(k, v) for k, v in d.items()}
         cls.check_types(d, where)
         return cls(**d)
 
@@ -247,7 +248,7 @@ def read_yaml(path: str | os.PathLike) -> dict:
     if not p.is_file():
         raise UserError(f"config file {path} does not exist")
     try:
-        d = yaml.load(p.read_text(encoding="utf-8"), Loader=_yaml_loader()) or {}
+        d = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError:
         raise UserError(f"{path} is not UTF-8 text") from None
     except yaml.YAMLError as exc:
@@ -259,17 +260,18 @@ def read_yaml(path: str | os.PathLike) -> dict:
     return d
 
 
-@functools.cache
-def _yaml_loader():
-    import yaml
+# PyYAML follows YAML 1.1, where a float needs a dot: `lr: 1e-3` reads as the string '1e-3'
+# (YAML 1.2 and every person mean a number). Such strings become numbers for number-only fields.
+# This is done per field rather than in the YAML loader, so that a text value that looks like
+# one (a folder named 1e3) still reads back as text from the config.yaml imgclf wrote.
+_EXPONENT = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$")
 
-    class Loader(yaml.SafeLoader):
-        """SafeLoader that reads 1e-3 as a number: PyYAML follows YAML 1.1, where a float needs a dot,
-        so `lr: 1e-3` would silently be the string '1e-3' (YAML 1.2 and every reader mean a number)."""
 
-    exponent = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$")
-    Loader.add_implicit_resolver("tag:yaml.org,2002:float", exponent, list("-+0123456789."))
-    return Loader
+def _yaml11_number(key, value):
+    kinds = _field_kinds().get(key, ())
+    if isinstance(value, str) and float in kinds and str not in kinds and _EXPONENT.match(value):
+        return float(value)
+    return value
 
 
 @functools.cache
