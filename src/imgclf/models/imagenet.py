@@ -82,9 +82,10 @@ def imagenet_weights(arch: str) -> dict[str, torch.Tensor]:
     holding them is not installed; raises ``RuntimeError`` when the packaged file does not fit
     timm's architecture tensor for tensor (a changed package or timm: never loaded half-way).
     """
-    # No cache of the converted file: converting takes 0.08-0.1 s (read, sha256, rename, check)
-    # where loading a saved safetensors copy would take 5 ms; 0.1 s once per train or predict
-    # does not earn a file written (and invalidated) outside any run directory.
+    # No cache of the converted file: converting (read, sha256, rename, check) measured about
+    # 0.1 s on the quiet 2-core machine (0.25-0.6 s while it was heavily loaded), where loading a
+    # saved safetensors copy takes 5-15 ms; a tenth of a second once per train or predict does not
+    # earn a file written (and invalidated) outside any run directory.
     source = _source(arch)
     raw = _read_package_file(arch, source)
     return _to_timm(arch, raw)
