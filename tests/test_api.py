@@ -38,12 +38,13 @@ def test_top_level_names_stay_functions_after_submodule_imports():
     code = (
         "import imgclf, imgclf.train.config, imgclf.train.presets, imgclf.evaluate, imgclf.export, imgclf.models.compact\n"
         "from imgclf.models import create_model\n"
-        "import inspect\n"
-        "print(all(inspect.isfunction(getattr(imgclf, n)) for n in ('train', 'evaluate', 'export', 'models', 'load')))"
+        "import inspect, types\n"
+        "print(all(inspect.isfunction(getattr(imgclf, n)) for n in ('train', 'evaluate', 'export', 'list_models', 'load')),\n"
+        "      isinstance(imgclf.models, types.ModuleType))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip() == "True"
+    assert proc.stdout.strip() == "True True"  # imgclf.models stays the subpackage
 
 
 def test_everything_in_all_is_public_and_documented():
@@ -106,7 +107,7 @@ def test_clear_cache_reports_what_it_freed(tmp_path):
 
 
 def test_models_lists_architectures_and_counts_timm():
-    listing = imgclf.models("simple_cnn", limit=5)
+    listing = imgclf.list_models("simple_cnn", limit=5)
     assert [r["name"] for r in listing.rows] == ["simple_cnn"] and listing.rows[0]["params"] > 0
     assert listing.timm_total > 100
 

@@ -23,13 +23,12 @@ can be given as ``config=``. A person's mistake raises :class:`imgclf.errors.Use
 Importing imgclf is cheap: PyTorch and friends load when a function first needs them.
 """
 
-# The subpackages named like API functions (train, evaluate, export, models) are imported FIRST,
+# The subpackages named like API functions (train, evaluate, export) are imported FIRST,
 # and the functions bound after them: importing a subpackage for the first time sets it as an
 # attribute of this package, which would otherwise replace the function of the same name.
 # Once imported, later `import imgclf.train.x` leaves `imgclf.train` (the function) alone.
 from . import evaluate as _evaluate_pkg  # noqa: F401
 from . import export as _export_pkg  # noqa: F401
-from . import models as _models_pkg  # noqa: F401
 from . import train as _train_pkg  # noqa: F401
 from ._version import __version__
 from .api import (
@@ -42,8 +41,8 @@ from .api import (
     export,
     label_issues,
     load,
+    list_models,
     lr_find,
-    models,
     predict_images,
     robustness,
     train,
@@ -51,5 +50,5 @@ from .api import (
 
 __all__ = [
     "__version__", "bench_infer", "bench_train", "check_data", "clear_cache", "evaluate", "explain", "export",
-    "label_issues", "load", "lr_find", "models", "predict_images", "robustness", "train",
+    "label_issues", "list_models", "load", "lr_find", "predict_images", "robustness", "train",
 ]  # fmt: skip

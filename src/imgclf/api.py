@@ -337,14 +337,14 @@ class ModelList:
     timm_total: int = 0
 
 
-def models(filter_text: str | None = None, **options) -> ModelList:
+def list_models(filter_text: str | None = None, **options) -> ModelList:
     """Architectures `imgclf train --model` accepts: imgclf's compact nets and timm's zoo, with
     parameters and FLOPs. Options (``img_size``, ``limit``): :func:`imgclf.models.factory.list_models`."""
     import timm
 
-    from .models.factory import list_models
+    from .models.factory import list_models as _list
 
-    return ModelList(list_models(filter_text, **options), len(timm.list_models()))
+    return ModelList(_list(filter_text, **options), len(timm.list_models()))
 
 
 def clear_cache(cache_dir: str | os.PathLike | None = None) -> tuple[Path, int]:

@@ -16,4 +16,4 @@ from .options import CONTEXT
 @click.option("--json", "as_json", is_flag=True)
 def models(filter_text, img_size, limit, as_json) -> None:
     """Architectures `imgclf train --model` accepts: compact nets and timm's zoo."""
-    render.models(api.models(filter_text, img_size=img_size, limit=limit), img_size, as_json=as_json)
+    render.models(api.list_models(filter_text, img_size=img_size, limit=limit), img_size, as_json=as_json)
