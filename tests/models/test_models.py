@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from imgclf.errors import UserError
-from imgclf.models import create_model
 from imgclf.inference.bundle import load_bundle, save_bundle
+from imgclf.models import create_model
 from imgclf.models.factory import list_models
 
 # family -> (model name, smallest input size it takes)

@@ -66,3 +66,13 @@ def test_bad_arguments_are_user_errors(folder):
         bench_train(folder, steps=0)
     with pytest.raises(UserError, match="precision"):
         bench_train(folder, precision="fp16")
+
+
+def test_bench_builds_the_run_train_would_make_preset_and_augmentation_included(folder):
+    r = bench_train(folder, preset="fast-small", batch_size=8, steps=2, warmup=1, device="cpu")
+    assert r["model"] == "fast_cnn" and r["preset"] == "fast-small" and r["img_size"] == 32
+    assert r["augmentation"] == ["random crop (pad 2px)", "alternating horizontal flip"]  # the preset's, not a fixed one
+    assert run(folder, rotation=10.0, mixup=0.2)["augmentation"] == [
+        "rotation (up to 10 deg, reflect fill)", "random crop (pad 4px)", "horizontal flip", "mixup (alpha 0.2)",
+    ]  # fmt: skip
+    assert run(folder, flip=False, crop_padding=0.0)["augmentation"] == ["none"]

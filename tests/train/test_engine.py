@@ -16,8 +16,8 @@ from imgclf.device import cpu_has_fast_bf16, pick_precision
 from imgclf.inference.forward import tta_logits
 from imgclf.models import create_model
 from imgclf.train.averaging import Lookahead
-from imgclf.train.config import TrainConfig
 from imgclf.train.builders import fit_batch_size
+from imgclf.train.config import TrainConfig
 from imgclf.train.optim import make_optimizer, param_groups
 from imgclf.train.presets import PRESETS, apply_preset
 from imgclf.train.schedule import lr_factor
@@ -155,7 +155,7 @@ def test_fast_small_preset_learns_in_bf16(tmp_path):
     data = make_folder(tmp_path / "d", classes=("circle", "square", "triangle", "cross"), per_class=60)
     result = imgclf.train(data, out=tmp_path / "run", preset="fast-small", epochs=6, precision="bf16")
     assert result.config.model == "fast_cnn" and result.precision == "bf16"
-    epochs = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    epochs = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]
     assert epochs[-1]["train_accuracy"] > max(0.5, epochs[0]["train_accuracy"])
     meta = json.loads((tmp_path / "run" / "model" / "model.json").read_text())
@@ -174,7 +174,8 @@ def test_gpu_resident_loader_matches_the_cpu_one(tmp_path):
     cpu = list(BatchLoader(split, 8, shuffle=True, seed=1))
     gpu = list(BatchLoader(split, 8, shuffle=True, seed=1, device="cuda"))
     for (xc, yc), (xg, yg) in zip(cpu, gpu):
-        order_c, order_g = np.argsort(yc.numpy() * 10**6 + xc.float().sum((1, 2, 3)).numpy()), np.argsort(yg.cpu().numpy() * 10**6 + xg.cpu().float().sum((1, 2, 3)).numpy())
+        order_c = np.argsort(yc.numpy() * 10**6 + xc.float().sum((1, 2, 3)).numpy())
+        order_g = np.argsort(yg.cpu().numpy() * 10**6 + xg.cpu().float().sum((1, 2, 3)).numpy())
         assert torch.equal(xc[order_c], xg.cpu()[order_g])
 
 

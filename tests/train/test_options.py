@@ -11,8 +11,8 @@ from synth import make_folder, shape_image
 import imgclf
 from imgclf.data.dataset import Split
 from imgclf.data.loader import BatchLoader
-from imgclf.train.config import TrainConfig
 from imgclf.train.builders import build_augment
+from imgclf.train.config import TrainConfig
 from imgclf.train.losses import FocalLoss, balanced_class_weights
 from imgclf.train.mix import mix_batch
 

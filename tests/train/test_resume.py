@@ -48,7 +48,8 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(data, tmp
     subprocess.run(imgclf_cmd("train", data, "--out", tmp_path / "full", *OPTIONS), check=True, env=env, capture_output=True)
 
     victim = tmp_path / "killed"
-    proc = subprocess.Popen(imgclf_cmd("train", data, "--out", victim, *OPTIONS), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(imgclf_cmd("train", data, "--out", victim, *OPTIONS), env=env, **quiet)
     index = victim / "checkpoints" / "last.json"
     deadline = time.monotonic() + 120
     state = {}
@@ -72,8 +73,8 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(data, tmp
     assert full.keys() == resumed.keys()
     for k in full:
         np.testing.assert_array_equal(full[k], resumed[k], err_msg=k)
-    a = [json.loads(l) for l in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
-    b = [json.loads(l) for l in (victim / "metrics.jsonl").read_text().splitlines()]
+    a = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    b = [json.loads(line) for line in (victim / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in b] == [1, 2, 3]  # no epoch logged twice
     assert a[-1]["val_accuracy"] == b[-1]["val_accuracy"] and a[-1]["step"] == b[-1]["step"]
 
@@ -120,7 +121,62 @@ def test_a_finished_run_is_extended_and_options_cannot_change(data, tmp_path):
     with pytest.raises(UserError, match="cannot change --lr"):
         imgclf.train(resume=run, epochs=1, lr=0.1)
     result = imgclf.train(resume=run, epochs=2)
-    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3] and result.epochs == 3
     assert rows[1]["lr"] > rows[0]["lr"]  # a new cycle: the learning rate rose again after the first run's decay
     assert json.loads((run / "checkpoints" / "last.json").read_text())["step"] == rows[-1]["step"]
+
+
+@pytest.fixture(scope="module")
+def finished_runs(tmp_path_factory):
+    """Two finished one-epoch runs: 3 classes (sgd) and 4 classes (adamw), both simple_cnn."""
+    root = tmp_path_factory.mktemp("finished")
+    three = make_folder(root / "d3", per_class=8)
+    four = make_folder(root / "d4", classes=("circle", "square", "triangle", "cross"), per_class=8)
+    imgclf.train(three, out=root / "three", epochs=1, batch_size=8, optimizer="sgd")
+    imgclf.train(four, out=root / "four", epochs=1, batch_size=8)
+    return root
+
+
+def tampered(finished_runs, tmp_path, name="three") -> Path:
+    import shutil
+
+    return Path(shutil.copytree(finished_runs / name, tmp_path / "run"))
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("model", "lenet5", "checkpoint holds a simple_cnn but its config.yaml asks for lenet5"),
+        ("optimizer", "adamw", "trained with SGD, not --optimizer adamw"),
+    ],
+)
+def test_resume_against_an_edited_config_is_one_sentence(finished_runs, tmp_path, key, value, message):
+    import yaml
+
+    run = tampered(finished_runs, tmp_path)
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    (run / "config.yaml").write_text(yaml.safe_dump({**cfg, key: value}))
+    with pytest.raises(UserError, match=message):
+        imgclf.train(resume=run, epochs=1)
+
+
+def test_resume_with_another_runs_checkpoint_names_the_mismatch(finished_runs, tmp_path):
+    import shutil
+
+    run = tampered(finished_runs, tmp_path)
+    shutil.rmtree(run / "checkpoints")
+    shutil.copytree(finished_runs / "four" / "checkpoints", run / "checkpoints")
+    (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("optimizer: sgd", "optimizer: adamw"))
+    with pytest.raises(UserError, match="checkpoint has 4 classes but the run's data has 3"):
+        imgclf.train(resume=run, epochs=1)
+    index = run / "checkpoints" / "last.json"  # a checkpoint from before these fields were recorded
+    meta = json.loads(index.read_text())
+    for key in ("architecture", "num_classes", "optimizer_class"):
+        meta.pop(key)
+    index.write_text(json.dumps(meta))
+    with pytest.raises(UserError, match=r"fc.weight is \[4, 128\] there, \[3, 128\] here"):
+        imgclf.train(resume=run, epochs=1)
+    result = subprocess.run(imgclf_cmd("train", "--resume", run, "--epochs", "1"), capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "does not fit a simple_cnn with 3 classes" in result.stderr.strip().splitlines()[-1]  # one sentence, last
