@@ -1,9 +1,7 @@
 """Batched augmentation: every option takes effect, does what it says, is reproducible, keeps shape
-and dtype, and stays vectorised (a 512-image batch with everything on is fast)."""
+and dtype, and stays vectorised (as many tensor ops for 1024 images as for 512)."""
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pytest
@@ -12,7 +10,9 @@ import torch.nn.functional as F
 from synth import shape_image
 from torchvision.transforms.v2 import functional as TF
 
-from imgclf.data import augment as A
+from imgclf.data import augment_colour as colour
+from imgclf.data import augment_geometry as geometry
+from imgclf.data import augment_policies as policies
 from imgclf.data.augment import Augment
 
 N, SIZE = 64, 32
@@ -110,7 +110,7 @@ def test_bad_options_are_refused():
 
 def test_flip_mirrors_exactly_about_half():
     x = batch(256)
-    y = A.random_flip(x, gen())
+    y = geometry.random_flip(x, gen())
     flipped = (y == x.flip(2)).flatten(1).all(1)
     kept = (y == x).flatten(1).all(1)
     assert torch.all(flipped | kept)
@@ -144,7 +144,7 @@ def test_alternating_flip_flips_the_complement_set_in_consecutive_epochs():
     idx = torch.arange(1000, 1200)
     was_flipped = []
     for epoch in range(4):
-        y = A.alternating_flip(x, idx, epoch, seed=7)
+        y = geometry.alternating_flip(x, idx, epoch, seed=7)
         flipped = (y == x.flip(2)).flatten(1).all(1)
         assert torch.all(flipped | (y == x).flatten(1).all(1))
         was_flipped.append(flipped)
@@ -153,9 +153,9 @@ def test_alternating_flip_flips_the_complement_set_in_consecutive_epochs():
     assert 0.35 < was_flipped[0].float().mean() < 0.65
     # The decision belongs to the dataset index, not the position in the batch ...
     perm = torch.randperm(200, generator=gen())
-    assert torch.equal(A.alternating_flip(x[perm], idx[perm], 0, seed=7), A.alternating_flip(x, idx, 0, seed=7)[perm])
+    assert torch.equal(geometry.alternating_flip(x[perm], idx[perm], 0, seed=7), geometry.alternating_flip(x, idx, 0, seed=7)[perm])
     # ... and the seed changes the pattern.
-    other = (A.alternating_flip(x, idx, 0, seed=8) == x.flip(2)).flatten(1).all(1)
+    other = (geometry.alternating_flip(x, idx, 0, seed=8) == x.flip(2)).flatten(1).all(1)
     assert not torch.equal(other, was_flipped[0])
 
 
@@ -163,7 +163,7 @@ def test_alternating_flip_replaces_random_flip_in_augment():
     x = batch()
     idx = torch.arange(N)
     aug = Augment(SIZE, flip=True, alternating_flip=True, seed=3)
-    assert torch.equal(aug(x, gen(), idx, 5), A.alternating_flip(x, idx, 5, seed=3))
+    assert torch.equal(aug(x, gen(), idx, 5), geometry.alternating_flip(x, idx, 5, seed=3))
     assert torch.equal(aug(x, gen(9), idx, 5), aug(x, gen(1), idx, 5)), "the generator plays no part"
 
 
@@ -180,7 +180,7 @@ def quadrants(n: int, size: int = SIZE) -> torch.Tensor:
 
 def test_random_resized_crop_moves_the_quadrant_boundaries():
     x = quadrants(128)
-    y = A.random_resized_crop(x, (0.35, 1.0), gen())
+    y = geometry.random_resized_crop(x, (0.35, 1.0), gen())
     # Any 35%-area box contains the centre, so the corners keep their colours ...
     assert torch.equal(y[:, 0, 0], x[:, 0, 0]) and torch.equal(y[:, -1, -1], x[:, -1, -1])
     # ... while the boundary between the red and green quadrants moves.
@@ -199,7 +199,7 @@ def test_resized_crop_box_is_resampled_like_torchvision():
     top, left, ch, cw = 5, 3, 20, 24
     theta[:, 0, 0], theta[:, 0, 2] = cw / SIZE, (2 * left + cw) / SIZE - 1
     theta[:, 1, 1], theta[:, 1, 2], theta[:, 2, 2] = ch / SIZE, (2 * top + ch) / SIZE - 1, 1
-    ours = A._warp(x, theta, mode="bilinear", padding_mode="reflection")
+    ours = geometry._warp(x, theta, mode="bilinear", padding_mode="reflection")
     ref = TF.resized_crop(x.permute(0, 3, 1, 2), top, left, ch, cw, [SIZE, SIZE], antialias=False)
     assert (ours.int() - ref.permute(0, 2, 3, 1).int())[:, 1:-1, 1:-1].abs().max() <= 1
 
@@ -215,11 +215,11 @@ def test_rotation_and_perspective_move_content_and_fill_by_reflection(option):
 
 def test_policy_translate_and_rotate_are_exact_pixel_moves_with_black_fill():
     x = batch(4)
-    ops = torch.tensor([A.POLICY_OPS.index("translate_x")] * 2 + [A.POLICY_OPS.index("rotate")] * 2)
+    ops = torch.tensor([policies.POLICY_OPS.index("translate_x")] * 2 + [policies.POLICY_OPS.index("rotate")] * 2)
     # TrivialAugmentWide: translate level 1 = 32px, rotate level 1 = 135 deg; pick 3px and 90 deg.
     level = torch.tensor([3 / 32, 3 / 32, 90 / 135, 90 / 135], dtype=torch.float64)
     sign = torch.tensor([1.0, -1.0, 1.0, 1.0], dtype=torch.float64)
-    y = A._apply_policy_ops(x, ops, level, sign, A.TRIVIAL_WIDE)
+    y = policies._apply_policy_ops(x, ops, level, sign, policies.TRIVIAL_WIDE)
     right, left = torch.zeros_like(x[0]), torch.zeros_like(x[0])
     right[:, 3:], left[:, :-3] = x[0, :, :-3], x[1, :, 3:]
     assert torch.equal(y[0], right) and torch.equal(y[1], left)
@@ -236,17 +236,17 @@ def mean_intensity(x: torch.Tensor) -> torch.Tensor:
 
 def test_brightness_moves_mean_intensity_both_ways():
     x = batch(128)
-    y = A.random_color_jitter(x, (0.5, 0.0, 0.0), gen())
+    y = colour.random_color_jitter(x, (0.5, 0.0, 0.0), gen())
     delta = mean_intensity(y) - mean_intensity(x)
     assert (delta > 1).sum() > 30 and (delta < -1).sum() > 30
 
 
 def test_contrast_and_saturation_change_spread_both_ways():
     x = batch(128)
-    y = A.random_color_jitter(x, (0.0, 0.5, 0.0), gen())
+    y = colour.random_color_jitter(x, (0.0, 0.5, 0.0), gen())
     d = y.float().std(dim=(1, 2, 3)) - x.float().std(dim=(1, 2, 3))
     assert (d > 0.5).sum() > 30 and (d < -0.5).sum() > 30
-    y = A.random_color_jitter(x, (0.0, 0.0, 0.5), gen())
+    y = colour.random_color_jitter(x, (0.0, 0.0, 0.5), gen())
     spread = lambda t: t.float().std(dim=3).mean(dim=(1, 2))  # noqa: E731 - colourfulness per image
     d = spread(y) - spread(x)
     assert (d > 0.5).sum() > 30 and (d < -0.5).sum() > 30
@@ -255,16 +255,16 @@ def test_contrast_and_saturation_change_spread_both_ways():
 @pytest.mark.parametrize(
     "ours, theirs",
     [
-        (A._brightness, TF.adjust_brightness),
-        (A._contrast, TF.adjust_contrast),
-        (A._saturation, TF.adjust_saturation),
-        (A._sharpness, TF.adjust_sharpness),
+        (colour._brightness, TF.adjust_brightness),
+        (colour._contrast, TF.adjust_contrast),
+        (colour._saturation, TF.adjust_saturation),
+        (colour._sharpness, TF.adjust_sharpness),
     ],
 )
 def test_per_sample_factors_match_torchvision_within_rounding(ours, theirs):
     x = batch(6)
     factors = torch.tensor([0.0, 0.3, 0.8, 1.0, 1.4, 1.99])
-    y = A._to_uint8(ours(x.float(), factors))
+    y = geometry._to_uint8(ours(x.float(), factors))
     for i, f in enumerate(factors.tolist()):
         ref = theirs(x[i].permute(2, 0, 1), f).permute(1, 2, 0)
         # torchvision truncates to uint8 where we round, and floors the grayscale: at most 2 apart.
@@ -274,43 +274,43 @@ def test_per_sample_factors_match_torchvision_within_rounding(ours, theirs):
 def test_posterize_solarize_autocontrast_equalize():
     x = batch(4)
     bits = torch.tensor([8, 6, 4, 2])
-    y = A._posterize(x, bits)
+    y = colour._posterize(x, bits)
     for i, b in enumerate(bits.tolist()):
         assert torch.equal(y[i], TF.posterize(x[i].permute(2, 0, 1), b).permute(1, 2, 0))
     thr = torch.tensor([255.0, 200.0, 128.0, 0.0])
-    y = A._solarize(x, thr)
+    y = colour._solarize(x, thr)
     for i, t in enumerate(thr.tolist()):
         assert torch.equal(y[i], TF.solarize(x[i].permute(2, 0, 1), t).permute(1, 2, 0))
-    y = A._autocontrast(x)  # torchvision's, batched; its float division can stop at 254
+    y = colour._autocontrast(x)  # torchvision's, batched; its float division can stop at 254
     assert torch.all(y.amin(dim=(1, 2)) == 0) and torch.all(y.amax(dim=(1, 2)) >= 254)
-    assert A._equalize(x).shape == x.shape and changed(x, A._equalize(x)).all()
+    assert colour._equalize(x).shape == x.shape and changed(x, colour._equalize(x)).all()
 
 
 def test_trivial_augment_applies_each_op_kind_across_a_batch():
     x = batch(256)
-    y = A.trivial_augment(x, gen())
+    y = policies.trivial_augment(x, gen())
     assert changed(x, y).float().mean() > 0.8  # identity, zero magnitude and no-op draws stay put
-    assert torch.equal(y, A.trivial_augment(x, gen()))
+    assert torch.equal(y, policies.trivial_augment(x, gen()))
 
 
 def test_rand_augment_magnitude_zero_is_milder_than_high_magnitude():
     x = batch(128)
     diff = lambda y: (y.float() - x.float()).abs().mean()  # noqa: E731
-    assert diff(A.rand_augment(x, 2, 0, gen())) < diff(A.rand_augment(x, 2, 20, gen()))
+    assert diff(policies.rand_augment(x, 2, 0, gen())) < diff(policies.rand_augment(x, 2, 20, gen()))
 
 
 def test_noise_std_roughly_matches_and_clamps_without_wrapping():
     grey = torch.full((64, SIZE, SIZE, 3), 128, dtype=torch.uint8)
-    y = A.random_noise(grey, 10.0, gen())
+    y = colour.random_noise(grey, 10.0, gen())
     assert abs((y.float() - 128).std().item() - 10.0) < 0.5
     assert abs((y.float() - 128).mean().item()) < 0.3
     white = torch.full((8, SIZE, SIZE, 3), 250, dtype=torch.uint8)
-    assert A.random_noise(white, 30.0, gen()).float().mean() > 200  # clamped at 255, never wrapped to 0
+    assert colour.random_noise(white, 30.0, gen()).float().mean() > 200  # clamped at 255, never wrapped to 0
 
 
 def test_erasing_replaces_one_rectangle_per_image():
     x = torch.full((128, SIZE, SIZE, 3), 128, dtype=torch.uint8)
-    y = A.random_erasing(x, 1.0, gen())
+    y = colour.random_erasing(x, 1.0, gen())
     diff = (y != x).any(-1)  # (N, H, W)
     areas = []
     for i in range(diff.shape[0]):  # checking, not augmenting: a loop over images is fine here
@@ -322,33 +322,37 @@ def test_erasing_replaces_one_rectangle_per_image():
         assert box.float().mean() > 0.99 and box.sum() == diff[i].sum(), "one solid rectangle"
         areas.append(box.numel() / SIZE**2)
     assert 0.015 <= min(areas) and max(areas) <= 0.36
-    half = A.random_erasing(x, 0.5, gen())
+    half = colour.random_erasing(x, 0.5, gen())
     assert 0.35 < changed(x, half).float().mean() < 0.65
 
 
 # ------------------------------------------------------------------------------ speed and devices
 
 
-def test_everything_on_is_fast_on_a_512_batch():
-    """Vectorised, not per image: a 512x32x32 batch with every option takes well under 2 s
-    (about 0.1 s on this 2-core CPU). One thread and the best of three, because two intra-op
-    threads on a CPU shared with another job can stall far past 2 s for reasons unrelated to us."""
-    x = batch(512)
+def test_everything_on_is_vectorised_not_per_image():
+    """A fixed number of tensor operations per batch whatever its size: no Python loop over
+    images. Counted, not timed (a timing would fail on a busy machine): 512 and 1024 images with
+    every option on dispatch exactly as many PyTorch ops (both batches draw all 14 policy ops)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class OpCounter(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops += 1
+            return func(*args, **(kwargs or {}))
+
     aug = Augment(SIZE, **ALL_ON)
-    idx = torch.arange(512)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        aug(x, gen(), idx, 0)  # warm-up
-        times = []
-        for seed in range(3):
-            t0 = time.perf_counter()
-            y = aug(x, gen(seed), idx, 1)
-            times.append(time.perf_counter() - t0)
-    finally:
-        torch.set_num_threads(threads)
-    assert min(times) < 2.0
-    assert y.shape == x.shape
+    counts = []
+    for n in (512, 1024):
+        x, idx = batch(n), torch.arange(n)
+        with OpCounter() as counter:
+            y = aug(x, gen(), idx, 1)
+        counts.append(counter.ops)
+        assert y.shape == x.shape
+    assert counts[0] == counts[1] and counts[0] < 2000
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
