@@ -9,6 +9,7 @@ The parts live beside it: :mod:`.builders`, :mod:`.engine` and :mod:`.epoch`, :m
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -48,7 +49,7 @@ class TrainResult:
 
 def fit(
     config: TrainConfig, *, overwrite: bool = False, resume: bool = False, extend_epochs: int | None = None,
-    callbacks: list[Callback] = (), clock: Clock = time.perf_counter,
+    callbacks: Sequence[Callback] = (), clock: Clock = time.perf_counter,
 ) -> TrainResult:  # fmt: skip
     """Train a model as ``config`` says and write its run directory.
 
