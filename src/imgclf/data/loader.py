@@ -1,8 +1,9 @@
 """Batches of cached pixels: shuffled indices -> one gather from the pixel store -> augment.
 
 The loader yields uint8 NHWC tensors; normalisation happens in the training step, as one op on
-the whole batch. Without shuffling, batches follow the split's sample order. On a GPU the split's pixels are copied to device memory once (when they fit),
-so gathering and augmenting never leave the GPU.
+the whole batch. Without shuffling, batches follow the split's sample order. On a GPU the split's
+pixels are copied to device memory once (when they fit), so gathering and augmenting never leave
+the GPU.
 """
 
 from __future__ import annotations
