@@ -359,3 +359,36 @@ def _run_path(run) -> Path:
     """A run given as a path or as the TrainResult that :func:`train` returned."""
     run_dir = getattr(run, "run_dir", None)
     return Path(run_dir) if run_dir is not None else Path(run)
+
+
+def serve(run: str | os.PathLike | TrainResult, **options) -> None:
+    """`imgclf serve`: the model of ``run`` over HTTP (predict, explain, feedback, review, drift,
+    metrics, web pages) until interrupted. ``run`` may be a `current` link to the promoted run:
+    the service follows it. Options: :func:`imgclf.serve.server.serve` (host, port, backend,
+    workers, store, api_key, api_key_file, protect_predict, ...)."""
+    from .serve.server import serve as _serve
+
+    run_dir = getattr(run, "run_dir", None)
+    _serve(run_dir if run_dir is not None else run, **options)
+
+
+def export_feedback(store: str | os.PathLike, out: str | os.PathLike):
+    """`imgclf feedback export`: flagged and reviewed images of a feedback ``store`` (a folder or a
+    ``postgresql://`` URL) written under ``out`` as a manifest `imgclf train` reads; returns the
+    :class:`~imgclf.serve.store.ExportSummary`."""
+    from .serve.store import export_feedback as _export
+    from .serve.store import is_postgres_url, open_store
+
+    if not is_postgres_url(store) and not (Path(store).expanduser() / "feedback.sqlite").is_file():
+        raise UserError(
+            f"{store} is not a feedback store (no feedback.sqlite); give the folder `imgclf serve --store` used (default RUN/feedback)"
+        )
+    with open_store(store) as opened:
+        return _export(opened, out)
+
+
+def monitor(url: str, *, timeout: float = 10.0, api_key: str | None = None) -> dict:
+    """`imgclf monitor`: a running service's drift report (``URL/v1/drift``) and what it serves."""
+    from .serve.monitor import monitor as _monitor
+
+    return _monitor(url, timeout=timeout, api_key=api_key)

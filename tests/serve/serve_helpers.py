@@ -1,0 +1,181 @@
+"""Helpers for the service tests: a served copy of the digits run, digit images, and real servers
+(`imgclf serve` in a subprocess on a free loopback port)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+API_KEY = "test-key-0123456789"
+AUTH = {"X-API-Key": API_KEY}
+
+
+def digit_pngs(start: int = 0, count: int = 10, step: int = 1) -> list[tuple[str, bytes]]:
+    """(name, PNG bytes) of scikit-learn's digits, as the run's training data saw them."""
+    from imgclf.predict import builtin_inputs
+
+    items = builtin_inputs("builtin:digits")
+    return items[start : start + count * step : step]
+
+
+def darkened(png: bytes, factor: float = 0.35) -> bytes:
+    """The same image with every pixel scaled by ``factor`` (an under-exposed camera)."""
+    arr = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float32)
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(arr * factor, 0, 255).astype(np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def noise_png(seed: int, size: int = 32) -> bytes:
+    arr = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def drift_baseline(run: Path, images: list[bytes]) -> dict:
+    """The baseline for ``run`` computed as the service measures live traffic: the statistics of
+    the model's fitted pixels with the original sizes, and the model's confidence."""
+    from imgclf.data.image_stats import compute_baseline
+    from imgclf.predict import load
+    from imgclf.serve.uploads import Upload, decode_upload
+
+    predictor = load(run, backend="torch", precision="fp32")
+    decoded = [decode_upload(Upload(f"b{i}", data), predictor.preprocess, 10**8) for i, data in enumerate(images)]
+    confidences = predictor.probabilities(np.stack([d.pixels for d in decoded])).max(axis=1)
+    return compute_baseline([d.stats for d in decoded], confidences)
+
+
+def make_served_run(digits_run: Path, dest: Path, *, all_unsure: bool = True, baseline: bool = True) -> Path:
+    """A private copy of the digits run, made ready to serve: every answer unsure (so the review
+    queue fills) and a drift baseline from every other digit image (traffic uses the rest)."""
+    import shutil
+
+    from imgclf.inference.bundle import update_bundle_meta
+    from imgclf.runs import write_json
+    from imgclf.serve.loaded_model import BASELINE_FILE
+
+    run = Path(shutil.copytree(digits_run, dest, ignore=shutil.ignore_patterns("checkpoints", "feedback")))
+    if all_unsure:
+        update_bundle_meta(run / "model", {"unsure_threshold": None})  # evaluated, no threshold: review everything
+    if baseline:
+        images = [data for _, data in digit_pngs(0, 600, step=2)]
+        write_json(run / "model" / BASELINE_FILE, drift_baseline(run, images))
+    return run
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """`imgclf serve RUN ...` in a subprocess on a free loopback port; ``kill()`` sends SIGKILL."""
+
+    def __init__(self, run: Path, store: Path | str, *args: str, workers: int = 1, log: Path | None = None, env: dict | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log or Path(str(store) + f".server-{self.port}.log")
+        cmd = [sys.executable, "-m", "imgclf", "serve", str(run), "--port", str(self.port), "--store", str(store),
+               "--workers", str(workers), *args]  # fmt: skip
+        full_env = {**os.environ, "IMGCLF_API_KEY": API_KEY, **(env or {})}
+        full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        self._log = open(self.log_path, "wb")
+        # A session of its own, so SIGKILL reaches the uvicorn parent and every worker at once.
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
+
+    def wait_ready(self, timeout: float = 180.0, workers: int = 1) -> None:
+        """Until /v1/ready answers 200 (from ``workers`` distinct processes when more than one)."""
+        deadline = time.monotonic() + timeout
+        seen: set[str] = set()
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                r = httpx.get(self.url + "/v1/ready", timeout=5)
+                if r.status_code == 200:
+                    seen.add(r.headers["x-imgclf-worker"])
+                    if len(seen) >= workers:
+                        return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"the server did not become ready in {timeout} s:\n{self.output()}")
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: no shutdown code runs (a power cut, for the process)."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+        self._log.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(30)
+        self._log.close()
+
+    def __enter__(self) -> "ServerProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1):
+    """Poll ``predicate`` until it returns something truthy (returned) or ``timeout`` passes (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def ready_client(app) -> "object":
+    """A started TestClient for ``app`` whose model is in service."""
+    from fastapi.testclient import TestClient
+
+    client = TestClient(app)
+    client.__enter__()
+    wait_for(lambda: client.get("/v1/ready").status_code == 200, timeout=120)
+    return client
+
+
+def metric_value(text: str, name: str, labels: dict | None = None) -> float:
+    """The value of one sample in Prometheus text (0.0 when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items()):
+                return float(sample.value)
+    return 0.0
+
+
+def as_json(response) -> dict:
+    try:
+        return response.json()
+    except json.JSONDecodeError:
+        raise AssertionError(f"not JSON ({response.status_code}): {response.text[:200]}") from None
