@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # so tests can `import synth`
+sys.path.insert(0, str(Path(__file__).parent))  # so tests can `import synth` and `import runcopy`
+
+from runcopy import copy_run  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CIFAR_ZIP = SHARED_DATA / "cifar10-jpg.zip"
@@ -45,14 +47,6 @@ def digits_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("digits-run") / "run"
     imgclf.train("builtin:digits", out=out, model="simple_cnn", epochs=6, img_size=32, seed=0)
     return out
-
-
-def copy_run(run: Path, dest: Path) -> Path:
-    """A private copy of a run directory (without checkpoints) that a test may modify."""
-    import shutil
-
-    shutil.copytree(run, dest, ignore=shutil.ignore_patterns("checkpoints"))
-    return dest
 
 
 @pytest.fixture

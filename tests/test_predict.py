@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 import synth
 import torch
-from conftest import copy_run
+from runcopy import copy_run
 from safetensors.torch import load_file, save_file
 
 import imgclf

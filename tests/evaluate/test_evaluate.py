@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import copy_run
 from PIL import Image
+from runcopy import copy_run
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 

@@ -14,8 +14,8 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import copy_run
 from PIL import Image
+from runcopy import copy_run
 
 from imgclf.evaluate.evaluate import evaluate
 from imgclf.evaluate.model_card import failure_modes

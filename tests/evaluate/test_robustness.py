@@ -11,8 +11,8 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import copy_run
 from PIL import Image
+from runcopy import copy_run
 from sklearn.metrics import accuracy_score
 
 from imgclf.cli import cli, main

@@ -11,7 +11,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import copy_run
+from runcopy import copy_run
 
 import imgclf
 from imgclf.cli import main
