@@ -29,6 +29,15 @@ def digit_pngs(start: int = 0, count: int = 10, step: int = 1) -> list[tuple[str
     return items[start : start + count * step : step]
 
 
+def digit_halves(seed: int = 0) -> tuple[list[bytes], list[bytes]]:
+    """Digit images split at random into two disjoint halves: draws from one distribution. (Not
+    even/odd positions: scikit-learn's digits cycle 0-9, so those halves would hold different digits.)"""
+    items = [data for _, data in digit_pngs(0, 2000)]
+    order = np.random.default_rng(seed).permutation(len(items))
+    half = len(items) // 2
+    return [items[i] for i in order[:half]], [items[i] for i in order[half:]]
+
+
 def darkened(png: bytes, factor: float = 0.35) -> bytes:
     """The same image with every pixel scaled by ``factor`` (an under-exposed camera)."""
     arr = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float32)
@@ -51,15 +60,43 @@ def drift_baseline(run: Path, images: list[bytes]) -> dict:
     from imgclf.predict import load
     from imgclf.serve.uploads import Upload, decode_upload
 
-    predictor = load(run, backend="torch", precision="fp32")
+    predictor = load(run, backend="torch")  # the precision the service runs (auto), so confidences compare like with like
     decoded = [decode_upload(Upload(f"b{i}", data), predictor.preprocess, 10**8) for i, data in enumerate(images)]
     confidences = predictor.probabilities(np.stack([d.pixels for d in decoded])).max(axis=1)
     return compute_baseline([d.stats for d in decoded], confidences)
 
 
+def perturbed_copy(run: Path, dest: Path, scale: float = 0.05, seed: int = 0) -> Path:
+    """A copy of ``run`` with noise added to its weights: another model version, still a digits model."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    out = Path(shutil.copytree(run, dest, ignore=shutil.ignore_patterns("checkpoints", "feedback")))
+    weights = out / "model" / "model.safetensors"
+    tensors = load_file(weights)
+    g = torch.Generator().manual_seed(seed)
+    # Conv and linear weights only: noise on normalisation statistics could make a variance negative.
+    noisy = {k: (v + scale * v.std() * torch.randn(v.shape, generator=g) if k.endswith(".weight") and v.dim() > 1 else v)
+             for k, v in tensors.items()}  # fmt: skip
+    save_file(noisy, weights)
+    return out
+
+
+def point_link(link: Path, target: Path) -> None:
+    """Make ``link`` point at ``target`` atomically (a new link renamed over the old one), as a
+    promotion would: a reader sees the old target or the new one, never no link."""
+    tmp = link.with_name(link.name + ".tmp")
+    if tmp.is_symlink():
+        tmp.unlink()
+    tmp.symlink_to(target)
+    os.replace(tmp, link)
+
+
 def make_served_run(digits_run: Path, dest: Path, *, all_unsure: bool = True, baseline: bool = True) -> Path:
     """A private copy of the digits run, made ready to serve: every answer unsure (so the review
-    queue fills) and a drift baseline from every other digit image (traffic uses the rest)."""
+    queue fills) and a drift baseline from one random half of the digit images (traffic: the other)."""
     import shutil
 
     from imgclf.inference.bundle import update_bundle_meta
@@ -70,7 +107,7 @@ def make_served_run(digits_run: Path, dest: Path, *, all_unsure: bool = True, ba
     if all_unsure:
         update_bundle_meta(run / "model", {"unsure_threshold": None})  # evaluated, no threshold: review everything
     if baseline:
-        images = [data for _, data in digit_pngs(0, 600, step=2)]
+        images = digit_halves()[0][:600]
         write_json(run / "model" / BASELINE_FILE, drift_baseline(run, images))
     return run
 

@@ -150,6 +150,8 @@ class Service:
 
     @staticmethod
     def _answer(model: LoadedModel, probs: np.ndarray, k: int) -> dict:
+        if not np.isfinite(probs).all():  # a broken model, not the client's image: never stored as an answer
+            raise Refused(500, f"the model {model.version} produced non-finite probabilities")
         order = np.argsort(-probs)[:k]
         top = [{"label": model.classes[i], "probability": float(probs[i])} for i in order]
         return {"label": top[0]["label"], "probability": top[0]["probability"],
