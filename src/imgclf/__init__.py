@@ -29,6 +29,7 @@ Importing imgclf is cheap: PyTorch and friends load when a function first needs 
 # Once imported, later `import imgclf.train.x` leaves `imgclf.train` (the function) alone.
 from . import evaluate as _evaluate_pkg  # noqa: F401
 from . import export as _export_pkg  # noqa: F401
+from . import retrain as _retrain_pkg  # noqa: F401
 from . import train as _train_pkg  # noqa: F401
 from ._version import __version__
 from .api import (
@@ -47,8 +48,9 @@ from .api import (
     robustness,
     train,
 )
+from .api_retrain import retrain
 
 __all__ = [
     "__version__", "bench_infer", "bench_train", "check_data", "clear_cache", "evaluate", "explain", "export",
-    "label_issues", "list_models", "load", "lr_find", "predict_images", "robustness", "train",
+    "label_issues", "list_models", "load", "lr_find", "predict_images", "retrain", "robustness", "train",
 ]  # fmt: skip

@@ -12,7 +12,7 @@ import sys
 import click
 
 from ..errors import UserError
-from . import bench, cache, data, evaluate, export, models, predict, serve, train
+from . import bench, cache, data, evaluate, export, models, predict, retrain, serve, train
 from .options import CONTEXT
 
 
@@ -33,6 +33,7 @@ def cli() -> None:
 for _command in (
     train.train, train.lr_find, evaluate.evaluate, evaluate.robustness, evaluate.explain, predict.predict,
     export.export, data.data, models.models, bench.bench, cache.cache, serve.serve, serve.feedback, serve.monitor,
+    retrain.retrain,
 ):  # fmt: skip
     cli.add_command(_command)
 

@@ -86,7 +86,8 @@ class Source:
 
 
 def open_source(spec: str | os.PathLike, *, archive_limits: ArchiveLimits | None = None) -> Source:
-    """Open a dataset given as a folder, a ``.zip``, a ``.csv``/``.jsonl`` manifest or ``builtin:NAME``.
+    """Open a dataset given as a folder, a ``.zip``, a ``.csv``/``.jsonl`` manifest, ``builtin:NAME``
+    or a ``.json`` union of those (:mod:`.union_source`).
 
     ``archive_limits`` caps what one zip member may inflate to (default: :class:`ArchiveLimits`).
     """
@@ -102,9 +103,13 @@ def open_source(spec: str | os.PathLike, *, archive_limits: ArchiveLimits | None
         source = ZipSource(path, archive_limits)
     elif path.suffix.lower() in (".csv", ".jsonl"):
         source = ManifestSource(path)
+    elif path.suffix.lower() == ".json":
+        from .union_source import UnionSource  # it builds on this module
+
+        source = UnionSource(path)
     else:
         raise UserError(
-            f"{printable(spec)} is not a folder, a .zip archive or a .csv/.jsonl manifest; "
+            f"{printable(spec)} is not a folder, a .zip archive, a .csv/.jsonl manifest or a .json union of sources; "
             f"see `imgclf data check --help` for the layouts imgclf reads"
         )
     if not source.samples:
