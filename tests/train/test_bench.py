@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from synth import make_folder
 
+from imgclf.cli import render
 from imgclf.errors import UserError
-from imgclf.train.bench import bench_train, format_bench
+from imgclf.train.bench import bench_train
 
 KEYS = {
     "model", "img_size", "batch_size", "steps", "warmup", "images", "classes", "device", "device_name",
@@ -37,7 +38,7 @@ def run(folder, **kw):
     return bench_train(folder, model="simple_cnn", img_size=32, batch_size=8, steps=2, warmup=1, device="cpu", **kw)
 
 
-def test_bench_reports_every_figure(folder):
+def test_bench_reports_every_figure(folder, capsys):
     r = run(folder)
     assert KEYS <= set(r)
     assert r["steps"] == 2 and r["images"] > 0 and r["classes"] == 3
@@ -47,7 +48,8 @@ def test_bench_reports_every_figure(folder):
     assert r["prepare_seconds"] >= 0
     assert {"cpu", "cpu_count", "torch_threads"} <= set(r["machine"])
     assert {"torch", "torchvision", "timm"} <= set(r["versions"])
-    text = format_bench(r)
+    render.bench_train(r)
+    text = capsys.readouterr().out
     assert "img/s" in text and "TFLOP/s" in text
 
 

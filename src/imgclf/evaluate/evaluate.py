@@ -50,35 +50,6 @@ class EvalResult:
     label_issues: list[dict] | None = None  # rows of label_issues.csv, when there is one
     sections: dict = field(default_factory=dict)  # optional section -> "done" or why it was not run
 
-    def summary_lines(self) -> list[str]:
-        """A few lines on what goes beyond the classification report (for the CLI)."""
-        m = self.metrics
-        c, s = m["calibration"], m["selective"]
-        fitted = f"fitted on {c['fitted_on_n']:,} validation images" if c["fitted_on"] == "val" else "kept (no validation split)"
-        lines = [f"\ncalibration  temperature {c['temperature']:.3f} ({fitted}); ECE {c['ece_before']:.4f} -> {c['ece_after']:.4f}"]
-        u = s["unsure_threshold"]
-        if u is None:
-            lines.append(f"unsure       no confidence threshold reaches {s['target_accuracy']:.2%} accuracy")
-        else:
-            lines.append(f"unsure       below confidence {u['threshold']:.4f}: answers {u['coverage']:.1%} of images at "
-                         f"{u['accuracy']:.2%} accuracy (target {u['target_accuracy']:.2%})")  # fmt: skip
-        if "tta_effect" in m:
-            t = m["tta_effect"]
-            lines.append(f"TTA          {t['mode']}: accuracy {t['accuracy_without']:.4f} without, {t['accuracy_with']:.4f} with "
-                         f"({t['fixed']} fixed, {t['broken']} broken)")  # fmt: skip
-        if "subgroups" in m:
-            sg = m["subgroups"]
-            flagged = ", ".join(sg["flagged"]) or "none"
-            lines.append(f"subgroups    by {sg['column']}: {len(sg['groups'])} groups, flagged: {flagged}")
-        if self.robustness:
-            w = self.robustness["worst"]
-            lines.append(f"robustness   mean relative drop {self.robustness['mean_relative_drop']:.1%}; worst {w['corruption']} "
-                         f"severity {w['severity']} ({w['accuracy']:.4f})")  # fmt: skip
-        if self.label_issues is not None:
-            lines.append(f"label issues {len(self.label_issues)} suspected (label_issues.csv)")
-        lines += [f"{name:<12} {status}" for name, status in self.sections.items() if status != "done"]
-        return lines
-
 
 def evaluate(
     run: str | os.PathLike,

@@ -185,37 +185,3 @@ def versions() -> dict:
         "imgclf": __version__, "python": platform.python_version(), "torch": torch.__version__,
         "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
     }  # fmt: skip
-
-
-def format_bench_infer(result: dict) -> str:
-    """A readable table of a :func:`bench_infer` result."""
-    m, v = result["machine"], result["versions"]
-    lines = [
-        f"model     {result['architecture']} at {result['img_size']}px, {result['classes']} classes ({result['run']})",
-        (
-            f"machine   {m['cpu']}, {m['cores_available']} cores usable ({', '.join(m['int8_and_bf16_instructions']) or 'no VNNI/BF16'}); "
-            f"threads: torch {m['torch_threads']}, onnxruntime {m['onnxruntime_threads']}"
-        ),
-        f"versions  {', '.join(f'{k} {val}' for k, val in v.items())}",
-        (
-            f"runs      {result['runs']} timed at batch 1 (after {result['warmup']} warm-up), {result['batch_runs']} at batch "
-            f"{result['backends'][0]['throughput_batch']}; end to end from {result['end_to_end_images']}; no TTA"
-        ),
-        "",
-        (
-            f"{'backend':<11} {'batch 1 p50 / p95 / p99 ms':>27} "
-            f"{'batch ' + str(result['backends'][0]['throughput_batch']) + ' img/s':>18} "
-            f"{'vs torch':>8} {'end-to-end p50 / p95 ms':>24} {'preprocess':>10}"
-        ),
-    ]  # fmt: skip
-    for b in result["backends"]:
-        lat, e2e, tp = b["latency_ms_batch1"], b["end_to_end_ms"], b["throughput_images_per_s"]
-        ratio = f"{b['throughput_vs_torch_fp32']:.2f}x" if "throughput_vs_torch_fp32" in b else ""
-        lines.append(
-            f"{b['backend']:<11} {lat['p50']:>9.2f} / {lat['p95']:>6.2f} / {lat['p99']:>6.2f} "
-            f"{tp['mean']:>10.1f} +- {tp['std']:<5.1f} {ratio:>8} {e2e['p50']:>13.2f} / {e2e['p95']:>7.2f} "
-            f"{100 * b['preprocess_share']:>9.0f}%"
-        )  # fmt: skip
-    for s in result["skipped"]:
-        lines.append(f"{s['backend']:<11} skipped: {s['reason']}")
-    return "\n".join(lines)

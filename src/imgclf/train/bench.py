@@ -195,32 +195,6 @@ def matmul_peak_tflops(
     return 2 * size**3 / best / 1e12
 
 
-def format_bench(result: dict) -> str:
-    """A short, readable table of a :func:`bench_train` result."""
-    r, m, v = result, result["machine"], result["versions"]
-    rows = [
-        ("model", f"{r['model']} at {r['img_size']}px, batch {r['batch_size']}, {r['classes']} classes"
-                  + (f", preset {r['preset']}" if r.get("preset") else "")),
-        ("augmentation", ", ".join(r.get("augmentation", [])) or "none"),
-        ("device", f"{r['device_name']} ({r['device']}), {r['precision']}: {r['precision_reason']}"),
-        ("machine", f"{m['cpu']}; {m['cpus_available']} of {m['cpu_count']} cores usable, {m['torch_threads']} torch threads"),
-        ("versions", ", ".join(f"{k} {val}" for k, val in v.items())),
-        ("data", f"{r['images']:,} training images, prepared in {r['prepare_seconds']:.2f} s (not timed below)"),
-        ("steps", f"{r['warmup']} warm-up, {r['steps']} timed"),
-        ("pipeline", f"{r['pipeline_images_per_second']:,.0f} img/s (gather + augment + normalise)"),
-        ("train", f"{r['train_images_per_second']:,.0f} img/s; step {1e3 * r['step_seconds_mean']:.2f} "
-                  f"+- {1e3 * r['step_seconds_std']:.2f} ms"),
-        ("pipeline/train", f"{r['pipeline_to_train_ratio']:.1f}x (the pipeline alone takes "
-                           f"{100 / r['pipeline_to_train_ratio']:.0f}% of a training step's time)"),
-        ("FLOPs/image", f"{r['flops_per_image'] / 1e6:,.1f} M forward, {r['train_flops_per_image'] / 1e6:,.1f} M forward+backward"),
-        ("achieved", f"{r['achieved_tflops']:.3f} TFLOP/s"),
-        ("matmul peak", f"{r['matmul_peak_tflops']:.3f} TFLOP/s ({r['matmul_peak_dtype']}, {r['matmul_peak_size']}^2, best of 10)"),
-        ("of peak", f"{100 * r['peak_fraction']:.1f}%"),
-    ]  # fmt: skip
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {val}" for k, val in rows)
-
-
 def machine_info() -> dict:
     return {
         "cpu": cpu_model(),
