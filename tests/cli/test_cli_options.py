@@ -8,8 +8,6 @@ import pytest
 from click.testing import CliRunner
 
 from imgclf.cli import cli, main
-from imgclf.cli.bench import BENCH_INFER_BACKENDS, BENCH_TRAIN_PRECISIONS
-from imgclf.cli.export import FORMATS
 from imgclf.errors import UserError
 from imgclf.inference import names
 from imgclf.train.config import SCHEDULES, TrainConfig
@@ -58,17 +56,8 @@ def test_inference_choices_come_from_inference_names():
     assert tuple(option(cli.commands["robustness"], "tta").type.choices) == names.TTA_MODES
     bench = cli.commands["bench"]
     assert tuple(option(bench.commands["train"], "device").type.choices) == names.DEVICES
-    assert set(BENCH_TRAIN_PRECISIONS) < set(names.PRECISIONS)
-
-
-def test_bench_and_export_choices_match_the_code_that_checks_them():
-    """These tuples live beside heavy code (onnxruntime, torch); the CLI keeps a copy, checked here."""
-    from imgclf.export.bench_infer import BACKENDS
-    from imgclf.export.export import FORMATS as EXPORT_FORMATS
-
-    assert BENCH_INFER_BACKENDS == BACKENDS
-    assert FORMATS == EXPORT_FORMATS
-    assert tuple(option(cli.commands["bench"].commands["infer"], "backends").type.choices) == BACKENDS
+    assert tuple(option(bench.commands["train"], "precision").type.choices) == names.PRECISIONS
+    assert tuple(option(bench.commands["infer"], "backends").type.choices) == names.BENCH_BACKENDS
 
 
 def test_boolean_fields_are_flag_pairs_and_others_default_to_not_given():

@@ -47,10 +47,14 @@ def test_models_table_and_json():
 @pytest.mark.slow
 def test_bench_train_reports_throughput(tmp_path):
     data = synth.make_folder(tmp_path / "d", per_class=12)
-    result = invoke("bench", "train", data, "--batch-size", 8, "--steps", 2, "--precision", "fp32", "--json")
+    result = invoke("bench", "train", data, "--model", "simple_cnn", "--batch-size", 8, "--steps", 2, "--precision", "fp32", "--json")
     assert result.exit_code == 0, result.output
     r = json.loads(result.output[result.output.index("{"):])
     assert r["model"] == "simple_cnn" and r["batch_size"] == 8 and r["steps"] == 2 and r["precision"] == "fp32"
     assert r["train_images_per_second"] > 0
-    text = invoke("bench", "train", data, "--batch-size", 8, "--steps", 2, "--precision", "fp32").output
+    text = invoke("bench", "train", data, "--model", "simple_cnn", "--batch-size", 8, "--steps", 2, "--precision", "fp32").output
     assert "simple_cnn at 32px, batch 8" in text and "TFLOP/s" in text
+    # The training options reach the steps timed: a preset and its augmentation, as `imgclf train` builds them.
+    out = invoke("bench", "train", data, "--preset", "fast-small", "--batch-size", 8, "--steps", 1, "--json").output
+    r = json.loads(out[out.index("{"):])
+    assert r["model"] == "fast_cnn" and r["preset"] == "fast-small" and "alternating" in " ".join(r["augmentation"])

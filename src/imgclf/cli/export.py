@@ -6,15 +6,14 @@ import click
 
 from .. import api
 from ..errors import UserError
+from ..inference.names import EXPORT_FORMATS
 from . import render
 from .options import CONTEXT
-
-FORMATS = ("onnx", "torchscript")  # tests/cli/test_options.py: equal to imgclf.export.export.FORMATS
 
 
 @click.command("export", context_settings=CONTEXT)
 @click.argument("run")
-@click.option("--format", "fmt", default="onnx", show_default=True, type=click.Choice(FORMATS))
+@click.option("--format", "fmt", default="onnx", show_default=True, type=click.Choice(EXPORT_FORMATS))
 @click.option("--int8", is_flag=True, help="also write an int8 model (static quantization calibrated on training images)")
 @click.option("--opset", type=int, help="ONNX opset version [default: the exporter's]")
 @click.option("--allow-drop", type=float, help="accuracy points the int8 model may lose against fp32 [default: 1]")

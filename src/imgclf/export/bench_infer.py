@@ -23,11 +23,12 @@ from ..data.run_images import RunImages
 from ..device import cpu_flags, cpu_model, pick_device, pick_precision
 from ..errors import DataError, UserError
 from ..inference.forward import softmax
+from ..inference.names import BENCH_BACKENDS
 from ..inference.onnx_backend import available_cores
 from ..predict import Predictor, load
 from ..runs import open_run
 
-BACKENDS = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")
+BACKENDS = BENCH_BACKENDS
 SAMPLE_IMAGES = 64  # distinct encoded images cycled through in the end-to-end timing
 
 

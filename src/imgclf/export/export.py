@@ -25,12 +25,13 @@ from ..inference.backends import TorchBackend
 from ..inference.bundle import ModelMeta, load_bundle, weights_digest
 from ..inference.export_record import PARITY_FILE, check_record
 from ..inference.forward import backend_logits
+from ..inference.names import EXPORT_FORMATS
 from ..inference.onnx_backend import OnnxBackend
 from ..runs import open_run, write_json
 from .metadata import export_properties
 from .parity import MIN_FP32_AGREEMENT, accuracy, compare_logits
 
-FORMATS = ("onnx", "torchscript")
+FORMATS = EXPORT_FORMATS
 FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt", "int8": "model.int8.onnx"}
 CHECK_SPLITS = {"val": ("val", "test"), "test": ("test", "val")}  # the split asked for, then the fallback
 DEFAULT_ALLOWED_DROP = 1.0  # accuracy points an int8 export may lose against fp32

@@ -7,6 +7,8 @@ a value checks it against the same tuple, so the two cannot drift apart.
 TTA_MODES = ("none", "flip", "flip-translate")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
+BENCH_BACKENDS = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")  # what `bench infer` times
+EXPORT_FORMATS = ("onnx", "torchscript")
 DEVICES = ("auto", "cpu", "cuda")
 INTERPOLATIONS = ("bilinear", "bicubic")
 RESIZE_MODES = ("center-crop",)
