@@ -11,13 +11,15 @@ from ..errors import UserError
 from .backends import Backend, TorchBackend
 from .bundle import ModelMeta, load_bundle, read_meta
 from .export_record import checked_export
+from .imagenet_model import is_imagenet_spec, open_imagenet
 from .names import BACKENDS, DEVICES, PRECISIONS
 
 
 def open_model(
     path: str | os.PathLike, *, device: str = "auto", precision: str = "auto", backend: str = "auto"
 ) -> tuple[Backend, ModelMeta]:
-    """The backend and metadata for ``path`` (see :func:`imgclf.predict.load` for the choices).
+    """The backend and metadata for ``path`` (see :func:`imgclf.predict.load` for the choices);
+    ``imagenet:ARCH`` opens the packaged ImageNet-1k weights (:mod:`.imagenet_model`).
 
     ``auto`` takes the run's fp32 ONNX export on a CPU when its export check passed for the
     current weights (``export/parity.json``), PyTorch otherwise. From a run, the metadata is
@@ -30,6 +32,8 @@ def open_model(
         raise UserError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
     if precision not in (*PRECISIONS, "int8"):
         raise UserError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if is_imagenet_spec(path):
+        return open_imagenet(str(path), device=device, precision=precision, backend=backend)
     p = Path(path).expanduser()
     if not p.exists():
         raise UserError(f"{path} does not exist")

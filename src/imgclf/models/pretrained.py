@@ -1,8 +1,9 @@
 """Transfer learning: start from existing weights, replace the head, freeze and unfreeze.
 
 Weights come from a local file (``.safetensors``, or ``.pth``/``.pt``/``.bin`` read with
-``weights_only=True``), a previous imgclf run, or ``timm`` (timm's published weights, read from
-the local Hugging Face cache only: imgclf never downloads at training time). Tensors whose name
+``weights_only=True``), a previous imgclf run, ``imagenet`` (ImageNet-1k weights installed as
+Python packages, :mod:`.imagenet`: no network at all) or ``timm`` (timm's published weights, read
+from the local Hugging Face cache only: imgclf never downloads at training time). Tensors whose name
 and shape fit the new model are loaded unchanged; the rest (the old classifier head) are
 reported and left freshly initialised.
 """
@@ -19,6 +20,7 @@ from torch import nn
 
 from ..errors import UserError
 from .bundle import read_bundle_meta
+from .imagenet import imagenet_preprocess, imagenet_weights
 
 
 def load_pretrained(model: nn.Module, source: str, *, architecture: str) -> dict:
@@ -41,11 +43,13 @@ def load_pretrained(model: nn.Module, source: str, *, architecture: str) -> dict
 
 
 def _read(source: str, architecture: str) -> dict[str, torch.Tensor]:
+    if source == "imagenet":
+        return imagenet_weights(architecture)
     if source == "timm":
         return _from_hf_cache(architecture)
     path = Path(source).expanduser()
     if not path.exists():
-        raise UserError(f"--pretrained {source}: no such file or run directory")
+        raise UserError(f"--pretrained {source}: no such file or run directory (or 'imagenet' / 'timm')")
     if path.is_dir():
         bundle = path / "model" if (path / "model" / "model.json").exists() else path
         meta = read_bundle_meta(bundle)
@@ -68,7 +72,7 @@ def _read(source: str, architecture: str) -> dict[str, torch.Tensor]:
         if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
             raise UserError(f"{source} does not hold a state dict of tensors")
         return {k.removeprefix("module."): v for k, v in obj.items()}
-    raise UserError(f"--pretrained {source}: expected a .safetensors/.pth/.bin file, a run directory or 'timm'")
+    raise UserError(f"--pretrained {source}: expected a .safetensors/.pth/.bin file, a run directory, 'imagenet' or 'timm'")
 
 
 def _from_hf_cache(architecture: str) -> dict[str, torch.Tensor]:
@@ -95,11 +99,16 @@ def pretrained_preprocess(source: str, architecture: str) -> dict | None:
     """The normalisation the weights of ``source`` were trained with: ``{"mean", "std",
     "interpolation"}``, or None when nothing is known (imgclf then uses ImageNet's statistics).
 
-    A previous run: the preprocessing recorded in its model.json. ``timm`` or a weights file for a
+    ``imagenet``: the packaged weights' own TF preprocessing (mean 127/255, std 128/255, bicubic;
+    timm's pretrained_cfg rounds these to 0.5/0.5, which the weights were not trained with). A
+    previous run: the preprocessing recorded in its model.json. ``timm`` or a weights file for a
     timm architecture: timm's ``pretrained_cfg`` for that architecture (what ``model.pretrained_cfg``
     holds, and what timm itself assumes for a file of its weights); a file for one of imgclf's
     compact nets: nothing known.
     """
+    if source == "imagenet":
+        pre = imagenet_preprocess(architecture)
+        return {k: pre[k] for k in ("mean", "std", "interpolation")}
     path = Path(source).expanduser()
     if source != "timm" and path.is_dir():
         bundle = path / "model" if (path / "model" / "model.json").exists() else path
