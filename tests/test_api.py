@@ -18,7 +18,7 @@ from imgclf.api import Default
 from imgclf.errors import UserError
 from imgclf.train.config import TrainConfig
 
-NOT_OPTIONS = {"config", "overwrite", "resume"}
+NOT_OPTIONS = {"config", "overwrite", "resume", "callbacks"}
 
 
 def test_train_signature_lists_every_config_field():

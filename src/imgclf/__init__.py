@@ -31,6 +31,7 @@ from . import evaluate as _evaluate_pkg  # noqa: F401
 from . import export as _export_pkg  # noqa: F401
 from . import retrain as _retrain_pkg  # noqa: F401
 from . import train as _train_pkg  # noqa: F401
+from . import tune as _tune_pkg  # noqa: F401
 from ._version import __version__
 from .api import (
     bench_infer,
@@ -49,8 +50,10 @@ from .api import (
     train,
 )
 from .api_retrain import retrain
+from .api_tune import compare_runs, list_runs, tune
 
 __all__ = [
     "__version__", "bench_infer", "bench_train", "check_data", "clear_cache", "evaluate", "explain", "export",
     "label_issues", "list_models", "load", "lr_find", "predict_images", "retrain", "robustness", "train",
+    "tune", "list_runs", "compare_runs",
 ]  # fmt: skip

@@ -13,6 +13,8 @@ import click
 
 from ..errors import UserError
 from . import bench, cache, data, evaluate, export, models, predict, retrain, serve, train
+from . import runs as runs_cli
+from . import tune as tune_cli
 from .options import CONTEXT
 
 
@@ -33,7 +35,7 @@ def cli() -> None:
 for _command in (
     train.train, train.lr_find, evaluate.evaluate, evaluate.robustness, evaluate.explain, predict.predict,
     export.export, data.data, models.models, bench.bench, cache.cache, serve.serve, serve.feedback, serve.monitor,
-    retrain.retrain,
+    retrain.retrain, tune_cli.tune, runs_cli.runs,
 ):  # fmt: skip
     cli.add_command(_command)
 
