@@ -19,10 +19,11 @@ if TYPE_CHECKING:
     from .evaluate.evaluate import EvalResult
     from .export.export import ExportResult
     from .predict import Prediction, Predictor
+    from .train.callbacks import Callback
     from .train.fit import TrainResult
     from .train.lr_find import LRFindResult
 
-_RESUME_OPTIONS = {"epochs", "device", "checkpoint_every", "cache_dir"}
+_RESUME_OPTIONS = {"epochs", "device", "checkpoint_every", "cache_dir", "log", "log_dir", "tracking_uri"}
 
 
 class Default:
@@ -109,9 +110,13 @@ def train(
     compile: bool = _DEFAULT.compile,
     device: str = _DEFAULT.device,
     cache_dir: str | None = _DEFAULT.cache_dir,
+    log: list[str] | str | None = _DEFAULT.log,
+    log_dir: str | None = _DEFAULT.log_dir,
+    tracking_uri: str | None = _DEFAULT.tracking_uri,
     config: TrainConfig | str | os.PathLike | None = None,
     overwrite: bool = False,
     resume: str | os.PathLike | None = None,
+    callbacks: list[Callback] | tuple[Callback, ...] = (),
 ) -> TrainResult:
     """Train a classifier on ``data`` and write a run directory (``out=`` is required); returns a
     :class:`~imgclf.train.fit.TrainResult` (``.run_dir``, ``.best_val_accuracy``, ``.config``, ...).
@@ -122,17 +127,18 @@ def train(
     :class:`~imgclf.errors.UserError` names the first wrong one).
 
     ``resume=RUN`` continues an interrupted run from its last checkpoint; on a finished run,
-    ``epochs=N`` trains N more epochs (a new learning-rate cycle).
+    ``epochs=N`` trains N more epochs (a new learning-rate cycle). ``callbacks``
+    (:class:`~imgclf.train.callbacks.Callback`) plug into training after imgclf's own.
     """
     given = {k: v for k, v in locals().items() if k in _TRAIN_OPTIONS and k != "data" and not isinstance(v, Default)}
     if data is not None:
         given["data"] = data
     if resume is not None:
-        return _resume(Path(resume), given)
+        return _resume(Path(resume), given, callbacks)
     cfg = resolve(config, **given)  # a wrong option fails here, before PyTorch loads
     from .train.fit import fit
 
-    return fit(cfg, overwrite=overwrite)
+    return fit(cfg, overwrite=overwrite, **({"callbacks": list(callbacks)} if callbacks else {}))
 
 
 train.__doc__ += "\n    Options:\n\n" + "\n".join(
@@ -140,7 +146,7 @@ train.__doc__ += "\n    Options:\n\n" + "\n".join(
 )
 
 
-def _resume(run: Path, options: dict) -> TrainResult:
+def _resume(run: Path, options: dict, callbacks=()) -> TrainResult:
     from .train.fit import fit
 
     if not (run / "config.yaml").exists():
@@ -158,7 +164,7 @@ def _resume(run: Path, options: dict) -> TrainResult:
     extend = resumed.pop("epochs", None)
     for key, value in resumed.items():
         setattr(cfg, key, value)
-    return fit(cfg, resume=True, extend_epochs=extend)
+    return fit(cfg, resume=True, extend_epochs=extend, callbacks=list(callbacks))
 
 
 def lr_find(

@@ -137,4 +137,8 @@ def default_callbacks(cfg: TrainConfig) -> list[Callback]:
     callbacks: list[Callback] = [MetricsFile(), EpochLog(), ProgressBar()]
     if cfg.early_stopping:
         callbacks.append(EarlyStopping(cfg.early_stopping, cfg.monitor))
+    if cfg.log:  # experiment trackers (--log): last, so the artefacts they record are complete
+        from .tracking import loggers  # TensorBoard and MLflow load only when asked for
+
+        callbacks += loggers(cfg)
     return callbacks

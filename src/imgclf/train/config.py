@@ -33,6 +33,7 @@ CLASS_WEIGHTS = ("none", "auto")
 SAMPLERS = ("shuffle", "balanced")
 AUTO_AUGMENTS = ("none", "trivial", "rand")
 MONITORS = ("val_accuracy", "val_balanced_accuracy", "val_loss")
+LOGGERS = ("tensorboard", "mlflow")
 
 
 def _opt(default, help: str, **meta):
@@ -116,6 +117,10 @@ class TrainConfig:
     compile: bool = _opt(False, "torch.compile the model: slower start, faster steps where it helps (see BENCHMARKS.md)")
     device: str = _choice("auto", DEVICES, "where to train")
     cache_dir: str | None = _opt(None, "decoded-image cache (default: $IMGCLF_CACHE_DIR or ~/.cache/imgclf)")
+    log: list[str] | str | None = _opt(None, "experiment tracking: tensorboard and/or mlflow (repeat the flag or separate by commas)",
+                                       kind="tensorboard, mlflow, or a list of them")  # fmt: skip
+    log_dir: str | None = _opt(None, "TensorBoard's log folder (default: RUN/tensorboard)")
+    tracking_uri: str | None = _opt(None, "MLflow's tracking URI (default: a file store in the run, file:RUN/mlruns)")
 
     def validate(self) -> "TrainConfig":
         """Check every value (types, fixed sets, ranges); raise a UserError naming the first bad option."""
@@ -138,7 +143,17 @@ class TrainConfig:
         for ok, message in self._range_checks():
             if not ok:
                 raise UserError(message)
+        self.loggers()  # checks the names; the value stays as given, so config.yaml says what the user said
         return self
+
+    def loggers(self) -> list[str]:
+        """The experiment trackers ``log`` names (a list, or text separated by commas), each once."""
+        items = [self.log] if isinstance(self.log, str) else list(self.log or ())
+        names = [n.strip() for item in items for n in item.split(",") if n.strip()]
+        for name in names:
+            if name not in LOGGERS:
+                raise UserError(f"--log must be {_either(LOGGERS)}, not {_short(name)}")
+        return list(dict.fromkeys(names))
 
     def _range_checks(self) -> list[tuple[bool, str]]:
         non_negative = ("rotation", "color_jitter", "noise", "mixup", "cutmix", "focal_gamma", "warmup_epochs", "momentum", "weight_decay",
@@ -299,6 +314,8 @@ def _type_problem(key, value) -> str | None:
         ok = float in kinds
     elif isinstance(value, str):
         ok = str in kinds
+    elif isinstance(value, list):  # a list field (--log) holds text items (a list: config.yaml stores it as one)
+        ok = any(typing.get_origin(k) is list for k in kinds) and all(isinstance(v, str) for v in value)
     else:
         ok = False
     if ok:
