@@ -88,7 +88,8 @@ def tune(
         monitor=base.monitor, seed=base.seed,
     )  # fmt: skip
     _create_study(spec)
-    log(f"tune: study {name!r} in {shown(url)}: {trials} trials of {', '.join(searched(space_dict)) or 'nothing'}"
+    dimensions = [k for k in searched(space_dict) if k not in fixed]
+    log(f"tune: study {name!r} in {shown(url)}: {trials} trials of {', '.join(dimensions) or 'nothing'}"
         f" ({base.monitor}, {pruner} pruner, {workers} worker{'s' if workers > 1 else ''})")  # fmt: skip
     if workers == 1:
         run_worker(spec)
@@ -106,7 +107,7 @@ def run_worker(spec: TuneSpec) -> None:
     study = _load(open_storage(spec.storage), spec)
     study.sampler = make_sampler(spec.seed, spec.worker, len(study.get_trials(deepcopy=False)))
     while spec.deadline is None or time.time() < spec.deadline:
-        if counted(study) >= spec.trials:
+        if counted(study) >= spec.trials and not waiting(study):  # a waiting trial (a retry, an enqueued one) is part of them
             break
         try:
             study.optimize(lambda trial: objective(trial, spec), n_trials=1, catch=(UserError,), gc_after_trial=True)
@@ -123,9 +124,13 @@ def objective(trial, spec: TuneSpec) -> float:
 
     options = suggest(trial, spec.space, spec.fixed)
     run_dir = Path(spec.out) / f"trial-{trial.number:04d}"
+    if options.get("log_dir"):  # TensorBoard shows each sub-folder as a run: one per trial, not all mixed in one
+        options["log_dir"] = str(Path(options["log_dir"]) / run_dir.name)
     trial.set_user_attr("run_dir", str(run_dir))
+    trial.set_user_attr("worker", spec.worker)
     log(f"trial {trial.number}: " + ", ".join(f"{k}={_short(trial.params[k])}" for k in trial.params))
     pruning = TrialPruning(trial, spec.monitor)
+    cfg = None
     try:
         cfg = resolve(None, data=spec.data, out=str(run_dir), **options)
         result = fit(cfg, callbacks=[pruning])
@@ -136,6 +141,15 @@ def objective(trial, spec: TuneSpec) -> float:
         trial.set_user_attr("error", str(exc))
         log(f"trial {trial.number} failed: {exc}")
         raise
+    except RuntimeError as exc:
+        # A model too big for the image size fails in its first forward pass, inside PyTorch; it is
+        # this trial's choice of options, not the study's problem (the test imgclf models uses too).
+        if "Kernel size" not in str(exc) and "too small" not in str(exc):
+            raise
+        message = f"{cfg.model} does not run on {cfg.img_size}px images: search larger img_size values or other models"
+        trial.set_user_attr("error", message)
+        log(f"trial {trial.number} failed: {message}")
+        raise UserError(message) from None
     config = result.config.to_dict()
     del config["out"]
     trial.set_user_attr("config", config)  # best.yaml comes from here, wherever the run directory is
@@ -172,6 +186,13 @@ def counted(study) -> int:
         elif t.state == TrialState.FAIL and "error" in t.user_attrs:
             n += 1
     return n
+
+
+def waiting(study) -> int:
+    """Trials queued to run (retries of trials whose process died, trials enqueued by hand)."""
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
 # ----------------------------------------------------------------------------------- set-up
