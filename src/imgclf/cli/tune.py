@@ -9,7 +9,7 @@ from ..tune.storage import PRUNERS
 from . import render_runs
 from .options import CONTEXT, config_options, given
 
-TUNE_HELP = """Search training options on DATA with Optuna: TRIALS runs, each a run directory OUT/trial-NNNN.
+TUNE_HELP = """Search training options on DATA with Optuna: --trials runs, each a run directory OUT/trial-NNNN.
 
 \b
 The default space searches lr, weight decay, batch size, model, augmentation
