@@ -97,10 +97,10 @@ def test_data_that_cannot_be_trained_on_stops_the_study(tmp_path):
 def test_two_worker_processes_share_one_study(shapes, tmp_path, backend, request):
     storage = request.getfixturevalue("postgres_storage") if backend == "postgresql" else None
     out = tmp_path / "tune"
-    result = imgclf.tune(shapes, trials=3, workers=2, storage=storage, out=out,
+    result = imgclf.tune(shapes, trials=4, workers=2, storage=storage, out=out,
                          space=space_file(tmp_path, "img_size: 16\nmodel: lenet5\nepochs: 1\nbatch_size: 16\n"))  # fmt: skip
     assert result.storage.startswith("sqlite" if storage is None else "postgresql+psycopg://imgclf:***@")
-    assert 3 <= len(result.trials) <= 4  # a race between the two can add one
+    assert 4 <= len(result.trials) <= 5  # a race between the two can add one
     assert {t.state for t in result.trials} == {"complete"}
     assert {t.worker for t in result.trials} == {0, 1}  # both processes ran trials
     assert len({t.run_dir for t in result.trials}) == len(result.trials) and all(os.path.isdir(t.run_dir) for t in result.trials)
