@@ -2,8 +2,10 @@
 
 :func:`check_data` reads every image once (in parallel), decodes it with the same
 :func:`~imgclf.data.decode.decode_rgb` training uses, and reports unreadable files with their
-reasons, class balance, image sizes, colour modes and formats, and exact duplicates (same file
-bytes), including copies that leak across the train/val/test splits training would use.
+reasons, class balance, image sizes, colour modes and formats, exact duplicates (same file
+bytes) and near-duplicates (perceptual hashes, :mod:`.near_duplicates`), including copies that
+leak across the train/val/test splits training would use, what a centre crop would cut away and
+the resize mode and channel count `imgclf train` would choose (:mod:`.resize_choice`).
 :func:`format_check` turns that report into plain-text tables for a terminal.
 
 Splits are assigned exactly as :func:`imgclf.data.dataset.prepare` assigns them (same function,
@@ -22,24 +24,33 @@ from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image
 
 from ..progress import progress_iter
+from .audit_problems import (
+    _KIND_ORDER,
+    CONFLICTING_LABELS,
+    DUPLICATE,
+    LEAKAGE,
+    WITHIN_SPLIT,
+    problems,
+)
 from .audit_text import format_check  # re-exported: callers have always found it here
 from .dataset import _apply_group_column, _natural_key
 from .decode import DecodeError, decode_rgb
+from .header_scan import _is_grey
+from .leakage import DuplicateGroups, find_duplicate_groups, group_labels
+from .near_duplicates import hash_thumbnails, thumbnail
+from .resize_choice import (
+    CROP_LOSS_LIMIT,
+    aspect_text,
+    choose_channels,
+    choose_resize,
+    crop_report,
+)
 from .sources import SPLITS, Source, open_source
 from .splits import assign_splits
-
-# Duplicate kinds, most serious first. A group whose copies sit in different splits is reported as
-# "leakage" even when its labels also differ; ``kinds`` lists every kind that applies.
-LEAKAGE = "leakage"
-CONFLICTING_LABELS = "conflicting-labels"
-WITHIN_SPLIT = "within-split"
-DUPLICATE = "duplicate"  # splits unknown (the data could not be split)
-_KIND_ORDER = {LEAKAGE: 0, CONFLICTING_LABELS: 1, WITHIN_SPLIT: 2, DUPLICATE: 3}
-
-_EXAMPLES = 3  # how many paths a problem message names before "and N more"
 
 
 @dataclass
@@ -51,6 +62,8 @@ class _ImageInfo:
     mode: str | None = None
     width: int | None = None
     height: int | None = None
+    grey: bool | None = None
+    thumb: np.ndarray | None = None  # the near-duplicate hashes' thumbnail
     reason: str | None = None
 
 
@@ -71,7 +84,7 @@ def _inspect(source: Source, path: str) -> _ImageInfo:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # decode_rgb's limit decides below
             with Image.open(io.BytesIO(data)) as img:
-                info.format, info.mode = img.format, img.mode
+                info.format, info.mode, info.grey = img.format, img.mode, _is_grey(img)
     except Exception:  # noqa: BLE001 - decode_rgb below gives the reason
         pass
     try:
@@ -79,6 +92,7 @@ def _inspect(source: Source, path: str) -> _ImageInfo:
         rgb = decode_rgb(data)
         # The size as displayed (EXIF orientation applied), which is what training sees.
         info.width, info.height = rgb.size
+        info.thumb = thumbnail(rgb)
     except DecodeError as exc:
         info.reason = exc.reason
     except Exception as exc:  # noqa: BLE001 - e.g. MemoryError inside a codec
@@ -95,6 +109,7 @@ def check_data(
     group_column: str | None = None,
     workers: int | None = None,
     max_imbalance: float = 10.0,
+    group_duplicates: bool = False,
 ) -> dict:
     """Check a dataset and return a JSON-serialisable report.
 
@@ -106,32 +121,19 @@ def check_data(
     ``split_sizes``, ``split_class_counts``, ``sizes``, ``modes`` and ``formats`` (of readable
     images), ``problems`` (severity + message) and ``ok`` (no errors).
 
-    The split arguments mean what they mean to ``imgclf train``. Raises :class:`UserError` only for
-    mistakes in the request (a missing path, an unknown group column); bad data is reported.
+    Also ``near_duplicates`` (groups of near-identical images that are not all byte-identical,
+    shaped like ``duplicates``), ``crop`` (what a centre crop would cut away, and the resize mode
+    ``--resize auto`` picks) and ``channels`` (how many are grey, and the channel count training
+    picks).
+
+    The split arguments mean what they mean to ``imgclf train`` (``group_duplicates`` too).
+    Raises :class:`UserError` only for mistakes in the request (a missing path, an unknown group
+    column); bad data is reported.
     """
     source = data if isinstance(data, Source) else open_source(data)
     samples = list(source.samples)
     if group_column:
         samples = _apply_group_column(source, samples, group_column)
-
-    # Split the full listing first, as prepare() does, so the splits match training's.
-    split_of: list[str | None]
-    split_error = None
-    if samples:
-        try:
-            split_of, split_method = assign_splits(
-                [s.label for s in samples],
-                [s.split for s in samples],
-                groups=[s.group for s in samples] if group_column else None,
-                val_fraction=val_fraction,
-                test_fraction=test_fraction,
-                seed=seed,
-            )
-        except ValueError as exc:
-            split_error = f"cannot split the data: {exc}"
-            split_of, split_method = [None] * len(samples), split_error
-    else:
-        split_of, split_method = [], "no images"
 
     workers = workers or min(8, (os.cpu_count() or 1) + 2)
     with ThreadPoolExecutor(workers) as pool:
@@ -144,6 +146,30 @@ def check_data(
         )
 
     readable = [i for i, info in enumerate(infos) if info.reason is None]
+    dups = _near_groups(infos)
+    groups = [s.group for s in samples] if group_column else None
+    if group_duplicates:
+        groups = group_labels(dups, groups)
+
+    # Split the full listing (unreadable images too), as prepare() does, so the splits match training's.
+    split_of: list[str | None]
+    split_error = None
+    if samples:
+        try:
+            split_of, split_method = assign_splits(
+                [s.label for s in samples],
+                [s.split for s in samples],
+                groups=groups,
+                val_fraction=val_fraction,
+                test_fraction=test_fraction,
+                seed=seed,
+            )
+        except ValueError as exc:
+            split_error = f"cannot split the data: {exc}"
+            split_of, split_method = [None] * len(samples), split_error
+    else:
+        split_of, split_method = [], "no images"
+
     classes = sorted({s.label for s in samples}, key=_natural_key)
     counts = Counter(samples[i].label for i in readable)
     class_counts = {c: counts[c] for c in classes}
@@ -157,6 +183,8 @@ def check_data(
     ]
     ignored = [{"path": x.path, "reason": x.reason} for x in source.ignored]
     duplicates = _duplicate_groups(samples, split_of, infos, readable)
+    near = [_describe_group(samples, split_of, m, None) for c, m in dups.members().items() if not dups.exact[c]]
+    near.sort(key=lambda g: (_KIND_ORDER[g["kind"]], g["paths"][0]))
 
     per_split = Counter((split_of[i], samples[i].label) for i in readable)
     split_sizes = {sp: sum(per_split[sp, c] for c in classes) for sp in SPLITS}
@@ -192,8 +220,11 @@ def check_data(
         "sizes": _size_summary([infos[i] for i in readable]),
         "modes": _counts(infos[i].mode or "unknown" for i in readable),
         "formats": _counts(infos[i].format or "unknown" for i in readable),
+        "near_duplicates": near,
+        "crop": _crop_summary(samples, infos, readable),
+        "channels": _channels_summary(infos, readable),
     }
-    report["problems"] = _problems(report, split_error)
+    report["problems"] = problems(report, split_error)
     report["ok"] = not any(p["severity"] == "error" for p in report["problems"])
     return report
 
@@ -203,31 +234,55 @@ def _duplicate_groups(samples, split_of, infos, readable) -> list[dict]:
     by_hash: dict[str, list[int]] = defaultdict(list)
     for i in readable:
         by_hash[infos[i].hash].append(i)
-    groups = []
-    for digest, idx in by_hash.items():
-        if len(idx) < 2:
-            continue
-        labels = [samples[i].label for i in idx]
-        splits = [split_of[i] for i in idx]
-        kinds = []
-        if None not in splits and len(set(splits)) > 1:
-            kinds.append(LEAKAGE)
-        if len(set(labels)) > 1:
-            kinds.append(CONFLICTING_LABELS)
-        if not kinds:
-            kinds.append(WITHIN_SPLIT if None not in splits else DUPLICATE)
-        groups.append(
-            {
-                "hash": digest,
-                "paths": [samples[i].path for i in idx],
-                "labels": labels,
-                "splits": splits,
-                "kind": kinds[0],
-                "kinds": kinds,
-            }
-        )
+    groups = [_describe_group(samples, split_of, idx, digest) for digest, idx in by_hash.items() if len(idx) >= 2]
     groups.sort(key=lambda g: (_KIND_ORDER[g["kind"]], g["paths"][0]))
     return groups
+
+
+def _describe_group(samples, split_of, idx: list[int], digest: str | None) -> dict:
+    labels = [samples[i].label for i in idx]
+    splits = [split_of[i] for i in idx]
+    kinds = []
+    if None not in splits and len(set(splits)) > 1:
+        kinds.append(LEAKAGE)
+    if len(set(labels)) > 1:
+        kinds.append(CONFLICTING_LABELS)
+    if not kinds:
+        kinds.append(WITHIN_SPLIT if None not in splits else DUPLICATE)
+    return {
+        **({"hash": digest} if digest else {}),
+        "paths": [samples[i].path for i in idx], "labels": labels, "splits": splits, "kind": kinds[0], "kinds": kinds,
+    }  # fmt: skip
+
+
+def _near_groups(infos: list[_ImageInfo]) -> DuplicateGroups:
+    """Groups of identical or near-identical readable images (perceptual hashes of their thumbnails)."""
+    have = [i for i, info in enumerate(infos) if info.reason is None and info.thumb is not None]
+    phash, dhash = np.zeros(len(infos), np.uint64), np.zeros(len(infos), np.uint64)
+    hashed = np.zeros(len(infos), dtype=bool)
+    if have:
+        phash[have], dhash[have] = hash_thumbnails(np.stack([infos[i].thumb for i in have]))
+        hashed[have] = True
+    return find_duplicate_groups([info.hash if info.reason is None else None for info in infos], phash, dhash, hashed)
+
+
+def _crop_summary(samples, infos, readable) -> dict:
+    """What a centre crop would cut, and the resize mode training's ``--resize auto`` picks."""
+    sizes = [(infos[i].width, infos[i].height) for i in readable]
+    report = crop_report(sizes, worst=5)
+    worst = [
+        {"path": samples[readable[j]].path, "width": sizes[j][0], "height": sizes[j][1],
+         "aspect": aspect_text(*sizes[j]), "cut": round(loss, 3)}
+        for j, loss in report.worst
+    ]  # fmt: skip
+    return {"over_limit": report.over_limit, "share": round(report.share, 4), "limit": CROP_LOSS_LIMIT, "worst": worst,
+            "resize_auto": choose_resize(sizes)[0]}  # fmt: skip
+
+
+def _channels_summary(infos, readable) -> dict:
+    """How many readable images are stored as grey, and the channel count training picks by default."""
+    greys = [infos[i].grey for i in readable]
+    return {"grey": sum(1 for g in greys if g), "channels_auto": choose_channels(greys)[0]}
 
 
 def _size_summary(infos: list[_ImageInfo]) -> dict:
@@ -246,76 +301,6 @@ def _size_summary(infos: list[_ImageInfo]) -> dict:
 
 def _counts(values) -> dict[str, int]:
     return dict(Counter(values).most_common())
-
-
-def _examples(items: list[str]) -> str:
-    shown = ", ".join(items[:_EXAMPLES])
-    return shown + (f" and {len(items) - _EXAMPLES} more" if len(items) > _EXAMPLES else "")
-
-
-def _problems(r: dict, split_error: str | None) -> list[dict]:
-    errors, warnings = [], []
-    if r["images_found"] == 0:
-        errors.append("no images found")
-    if r["unreadable"]:
-        n = len(r["unreadable"])
-        errors.append(
-            f"{n} unreadable image{'s' * (n != 1)} (training skips them): "
-            + _examples([f"{u['path']} ({u['reason']})" for u in r["unreadable"]])
-        )
-    by_kind: dict[str, list[dict]] = defaultdict(list)
-    for g in r["duplicates"]:
-        for k in g["kinds"]:
-            by_kind[k].append(g)
-    if by_kind[LEAKAGE]:
-        n = len(by_kind[LEAKAGE])
-        errors.append(
-            f"{n} group{'s' * (n != 1)} of identical images in more than one split (leakage: "
-            "evaluation scores will be too optimistic): "
-            + _examples([" = ".join(f"{p} [{s}]" for p, s in zip(g["paths"], g["splits"])) for g in by_kind[LEAKAGE]])
-        )
-    if by_kind[CONFLICTING_LABELS]:
-        n = len(by_kind[CONFLICTING_LABELS])
-        errors.append(
-            f"{n} group{'s' * (n != 1)} of identical images with conflicting labels: "
-            + _examples([" = ".join(f"{p} [{lab}]" for p, lab in zip(g["paths"], g["labels"])) for g in by_kind[CONFLICTING_LABELS]])
-        )
-    if split_error:
-        errors.append(split_error)
-    empty = [c for c, n in r["class_counts"].items() if n == 0]
-    if empty:
-        errors.append(
-            f"{len(empty)} class{'es' * (len(empty) != 1)} with no readable image: {_examples(empty)}"
-        )
-    if 0 < len(r["classes"]) < 2:
-        errors.append(
-            f"only one class ({r['classes'][0]!r}): a classifier needs at least two (one folder per class)"
-        )
-    plain = by_kind[WITHIN_SPLIT] + by_kind[DUPLICATE]
-    if plain:
-        n = len(plain)
-        extra = sum(len(g["paths"]) - 1 for g in plain)
-        warnings.append(
-            f"{n} group{'s' * (n != 1)} of identical images within one split ({extra} redundant "
-            f"cop{'ies' if extra != 1 else 'y'}): " + _examples([" = ".join(g["paths"]) for g in plain])
-        )
-    ratio = r["imbalance_ratio"]
-    if ratio is not None and ratio > r["max_imbalance"]:
-        big = max(r["class_counts"], key=r["class_counts"].get)
-        small = min(r["class_counts"], key=r["class_counts"].get)
-        warnings.append(
-            f"class imbalance {ratio:g}:1 is above {r['max_imbalance']:g}:1 "
-            f"({big!r} has {r['class_counts'][big]} images, {small!r} has {r['class_counts'][small]})"
-        )
-    if r["files_ignored"]:
-        n = len(r["files_ignored"])
-        warnings.append(
-            f"{n} file{'s' * (n != 1)} ignored: "
-            + _examples([f"{x['path']} ({x['reason']})" for x in r["files_ignored"]])
-        )
-    return [{"severity": "error", "message": m} for m in errors] + [
-        {"severity": "warning", "message": m} for m in warnings
-    ]
 
 
 __all__ = ["check_data", "format_check"]

@@ -82,6 +82,15 @@ def format_check(report: dict) -> str:
         n = len(report["duplicates"])
         section(f"Identical files ({plural(n, 'group')})", t, report["duplicates"])
 
+    near = report.get("near_duplicates") or []
+    if near:
+        t = table("kind", "path", "label", "split")
+        for g in near[:_MAX_ROWS]:
+            last = len(g["paths"]) - 1
+            for j, (p, lab, sp) in enumerate(zip(g["paths"], g["labels"], g["splits"])):
+                t.add_row(", ".join(g["kinds"]) if j == 0 else "", p, lab, sp or "?", end_section=j == last)
+        section(f"Near-identical images ({plural(len(near), 'group')}; perceptual hashes)", t, near)
+
     if report["files_ignored"]:
         t = table("path", "reason")
         for x in report["files_ignored"][:_MAX_ROWS]:
@@ -96,7 +105,19 @@ def format_check(report: dict) -> str:
         section("Image sizes (readable images, as displayed)", t, [])
         common = ", ".join(f"{m['width']}x{m['height']} ({m['count']})" for m in sizes["most_common"])
         line(f"Most common sizes: {common}; {plural(sizes['distinct'], 'distinct size')}")
+    crop = report.get("crop")
+    if crop:
+        line(
+            f"Centre crop: cuts more than a quarter of {plural(crop['over_limit'], 'image')} "
+            f"({crop['share']:.0%}); `imgclf train` would use --resize {crop['resize_auto']}"
+        )
     line("Colour modes: " + (", ".join(f"{k} {v}" for k, v in report["modes"].items()) or "none"))
+    channels = report.get("channels")
+    if channels:
+        line(
+            f"Grayscale images: {channels['grey']} of {report['images_readable']}; "
+            f"`imgclf train` would use --channels {channels['channels_auto']}"
+        )
     line("Formats: " + (", ".join(f"{k} {v}" for k, v in report["formats"].items()) or "none"))
     line()
 

@@ -39,7 +39,11 @@ def _per_sample(v: torch.Tensor) -> torch.Tensor:
 
 
 def _grayscale(f: torch.Tensor) -> torch.Tensor:
-    """ITU-R 601 luma of float NHWC images, kept as (N, H, W, 1); the weights torchvision uses."""
+    """ITU-R 601 luma of float NHWC images, kept as (N, H, W, 1); the weights torchvision uses.
+    A grayscale batch (one channel) is its own luma: contrast then works on it and saturation
+    leaves it unchanged, as torchvision's adjustments do for one-channel images."""
+    if f.shape[-1] == 1:
+        return f
     return (f[..., 0:1] * 0.2989 + f[..., 1:2] * 0.587 + f[..., 2:3] * 0.114)
 
 

@@ -1,8 +1,10 @@
 """The decoded-image cache: every image is decoded once, then read as uint8 pixels from disk.
 
-A store holds images at one size under one preprocessing (``Preprocess.fit``): a raw,
-append-only file of ``size x size x 3`` uint8 rows, memory-mapped for reading, and a SQLite
-index from an image's content key to its row (or to the reason it could not be decoded). Keys
+A store holds images at one size under one preprocessing (``Preprocess.fit``: size, resize mode,
+interpolation, channels, and the letterbox fill): a raw, append-only file of
+``size x size x channels`` uint8 rows, memory-mapped for reading, and a SQLite index from an
+image's content key to its row (or to the reason it could not be decoded) and to its perceptual
+hashes (:mod:`.near_duplicates`), computed from the same decoded image in the same pass. Keys
 come from content (a zip member's CRC-32, else a hash of the file's bytes), so the same images
 reached through another path, folder or run hit the cache, and a changed or added file costs
 exactly one decode. Memory does not grow with the dataset: readers touch rows through the page
@@ -25,13 +27,15 @@ from pathlib import Path
 import numpy as np
 
 from ..progress import progress_iter
-from .decode import DecodeError
+from .decode import DecodeError, decode_rgb
+from .near_duplicates import hash_thumbnails, thumbnail, to_signed, to_unsigned
 from .preprocess import Preprocess
 from .sources import Source
 
-# Bump when decoding or fitting changes the pixels it produces. 2: 32-bit integer and float
-# images are scaled by their real range, and short PNGs are refused as truncated.
-FORMAT_VERSION = 2
+# Bump when decoding or fitting changes the pixels it produces, or the store what it records.
+# 2: 32-bit integer and float images are scaled by their real range, and short PNGs are refused
+# as truncated. 3: each image's perceptual hashes are recorded beside its row.
+FORMAT_VERSION = 3
 _READ_ERROR = "read error"  # sentinel: a transient failure, not cached
 PROCESS_POOL_MIN = 2000  # below this many images, starting worker processes costs more than it saves
 
@@ -60,29 +64,44 @@ def content_key(data: bytes) -> str:
     return "blake2b:" + hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+def store_name(preprocess: Preprocess) -> str:
+    """The folder of the store for ``preprocess``: everything that changes the stored pixels."""
+    p = preprocess
+    name = f"v{FORMAT_VERSION}-{p.img_size}px-{p.resize}-{p.interpolation}"
+    if p.channels != 3:
+        name += f"-{p.channels}ch"
+    if p.resize == "letterbox":
+        name += "-fill" + "_".join(str(v) for v in p.fill)  # the padding colour comes from the mean
+    return name
+
+
 @dataclass
 class CacheResult:
-    pixels: np.ndarray  # the store's rows, memory-mapped: (rows, size, size, 3) uint8
+    pixels: np.ndarray  # the store's rows, memory-mapped: (rows, size, size, channels) uint8
     rows: np.ndarray  # row of each requested sample, -1 where it failed to decode
     failures: dict[int, str]  # sample position -> reason
     decoded: int  # images decoded in this call (cache misses)
+    phash: np.ndarray | None = None  # per sample, uint64 (near_duplicates); 0 where ``hashed`` is False
+    dhash: np.ndarray | None = None
+    hashed: np.ndarray | None = None  # per sample: decoded and large enough to hash
 
 
 class PixelStore:
     def __init__(self, preprocess: Preprocess, cache_dir: str | os.PathLike | None = None):
         self.preprocess = preprocess
-        p = preprocess
-        name = f"v{FORMAT_VERSION}-{p.img_size}px-{p.resize}-{p.interpolation}"
-        self.dir = Path(cache_dir or default_cache_dir()) / name
+        self.dir = Path(cache_dir or default_cache_dir()) / store_name(preprocess)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.data_path = self.dir / "pixels.u8"
-        self.row_bytes = p.img_size * p.img_size * 3
+        self.shape = preprocess.shape
+        self.row_bytes = int(np.prod(self.shape))
         self._db = sqlite3.connect(self.dir / "index.sqlite", timeout=600)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS images (key TEXT PRIMARY KEY, row INTEGER, reason TEXT)"
         )
         # fingerprint (path, size, mtime / zip CRC) -> content key, so warm runs need not read files
         self._db.execute("CREATE TABLE IF NOT EXISTS fingerprints (fp TEXT PRIMARY KEY, key TEXT)")
+        # perceptual hashes of each decoded image (NULL: too small to hash), as signed 64-bit integers
+        self._db.execute("CREATE TABLE IF NOT EXISTS hashes (key TEXT PRIMARY KEY, phash INTEGER, dhash INTEGER)")
         self._db.commit()
 
     @contextmanager
@@ -107,11 +126,21 @@ class PixelStore:
         return {key: (row, reason) for key, row, reason in self._select_in("SELECT key, row, reason FROM images WHERE key IN", keys)}
 
     def _map(self) -> np.ndarray:
-        size = self.preprocess.img_size
         n = self.data_path.stat().st_size // self.row_bytes if self.data_path.exists() else 0
         if n == 0:
-            return np.zeros((0, size, size, 3), dtype=np.uint8)
-        return np.memmap(self.data_path, dtype=np.uint8, mode="r", shape=(n, size, size, 3))
+            return np.zeros((0, *self.shape), dtype=np.uint8)
+        return np.memmap(self.data_path, dtype=np.uint8, mode="r", shape=(n, *self.shape))
+
+    def _hashes(self, key_of: list[str | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(pHash, dHash, hashed) of each key, uint64 arrays and a mask."""
+        found = {k: (p, d) for k, p, d in self._select_in("SELECT key, phash, dhash FROM hashes WHERE key IN", [k for k in key_of if k])}
+        phash, dhash = np.zeros(len(key_of), dtype=np.uint64), np.zeros(len(key_of), dtype=np.uint64)
+        hashed = np.zeros(len(key_of), dtype=bool)
+        for i, k in enumerate(key_of):
+            p, d = found.get(k, (None, None)) if k else (None, None)
+            if p is not None:
+                phash[i], dhash[i], hashed[i] = to_unsigned(p), to_unsigned(d), True
+        return phash, dhash, hashed
 
     def get(
         self,
@@ -179,7 +208,8 @@ class PixelStore:
                 failures[i] = reason or "unreadable"
             else:
                 rows[i] = row
-        return CacheResult(self._map(), rows, failures, len(first_path))
+        phash, dhash, hashed = self._hashes([k if rows[i] >= 0 else None for i, k in enumerate(key_of)])
+        return CacheResult(self._map(), rows, failures, len(first_path), phash, dhash, hashed)
 
     def _keys_for(self, fps: list[str]) -> dict[str, str]:
         return dict(self._select_in("SELECT fp, key FROM fingerprints WHERE fp IN", fps))
@@ -187,12 +217,11 @@ class PixelStore:
     def _decode(self, source, items, pool, description):
         """Decode ``items`` (key, path) into new rows at the end of the store."""
         start = self.data_path.stat().st_size // self.row_bytes if self.data_path.exists() else 0
-        size = self.preprocess.img_size
         with open(self.data_path, "ab") as fh:
             fh.truncate((start + len(items)) * self.row_bytes)
         out = np.memmap(
             self.data_path, dtype=np.uint8, mode="r+",
-            offset=start * self.row_bytes, shape=(len(items), size, size, 3),
+            offset=start * self.row_bytes, shape=(len(items), *self.shape),
         )  # fmt: skip
 
         if len(items) >= PROCESS_POOL_MIN and (os.cpu_count() or 1) > 1:
@@ -203,51 +232,67 @@ class PixelStore:
                 i, (_key, path) = i_item
                 return _decode_into(out, i, source, path, self.preprocess)
 
-            reasons = list(
+            reasons = _with_hashes(list(
                 progress_iter(pool.map(work, enumerate(items)), total=len(items), description=description)
-            )
+            ))
         out.flush()
-        result, records = {}, []
-        for i, ((key, _path), reason) in enumerate(zip(items, reasons)):
+        result, records, hashes = {}, [], []
+        for i, ((key, _path), (reason, hashed)) in enumerate(zip(items, reasons)):
             row = None if reason else start + i
-            result[key] = (row, "cannot read file" if reason is _READ_ERROR else reason)
-            if reason is not _READ_ERROR:
+            # == rather than is: reasons from worker processes arrive as copies
+            result[key] = (row, "cannot read file" if reason == _READ_ERROR else reason)
+            if reason != _READ_ERROR:
                 records.append((key, row, reason))
+            if row is not None:
+                hashes.append((key, *((to_signed(hashed[0]), to_signed(hashed[1])) if hashed else (None, None))))
         self._db.executemany("INSERT OR REPLACE INTO images VALUES (?, ?, ?)", records)
+        self._db.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?)", hashes)
         self._db.commit()
         return result
 
     def _decode_in_processes(self, source, items, start, description) -> list:
         """Decoding small images is dominated by Python per-image work, which threads serialise on
         the GIL; worker processes (one per core) each write their rows straight into the store."""
-        size = self.preprocess.img_size
         chunk = 256
         chunks = [list(enumerate(items))[i : i + chunk] for i in range(0, len(items), chunk)]
         ctx = multiprocessing.get_context("fork")  # workers inherit the source: nothing to pickle
-        args = (source, self.preprocess, str(self.data_path), start * self.row_bytes, (len(items), size, size, 3))
+        args = (source, self.preprocess, str(self.data_path), start * self.row_bytes, (len(items), *self.shape))
         reasons: list = [None] * len(items)
         with ProcessPoolExecutor(os.cpu_count(), mp_context=ctx, initializer=_init_worker, initargs=args) as procs:
             done = progress_iter(
                 (r for part in procs.map(_decode_chunk, [[(i, p) for i, (_k, p) in c] for c in chunks]) for r in part),
                 total=len(items), description=description,
             )  # fmt: skip
-            for i, reason in done:
-                reasons[i] = reason
+            for i, outcome in done:
+                reasons[i] = outcome
         return reasons
 
     def close(self):
         self._db.close()
 
 
-def _decode_into(out: np.ndarray, i: int, source: Source, path: str, preprocess: Preprocess):
-    """Decode one image into row ``i`` of ``out``; returns None or the reason it failed."""
+def _decode_into(out: np.ndarray, i: int, source: Source, path: str, preprocess: Preprocess) -> tuple[str | None, np.ndarray | None]:
+    """Decode one image into row ``i`` of ``out``; returns (None or the reason it failed, the
+    thumbnail its perceptual hashes come from, or None). This is ``preprocess.load`` in its two
+    steps, so the thumbnail shows the whole decoded image, before cropping or resizing."""
     try:
-        out[i] = preprocess.load(source.read_bytes(path))
-        return None
+        img = decode_rgb(source.read_bytes(path), draft_size=preprocess.draft_size)
+        out[i] = preprocess.fit(img)
+        return None, thumbnail(img)
     except DecodeError as exc:
-        return exc.reason
+        return exc.reason, None
     except OSError:
-        return _READ_ERROR  # the file vanished or changed after hashing: retry next run
+        return _READ_ERROR, None  # the file vanished or changed after hashing: retry next run
+
+
+def _with_hashes(outcomes: list[tuple[str | None, np.ndarray | None]]) -> list[tuple[str | None, tuple[int, int] | None]]:
+    """(reason, thumbnail) outcomes -> (reason, (pHash, dHash) or None), hashed in one vectorised call."""
+    have = [i for i, (_, thumb) in enumerate(outcomes) if thumb is not None]
+    hashes: dict[int, tuple[int, int]] = {}
+    if have:
+        phash, dhash = hash_thumbnails(np.stack([outcomes[i][1] for i in have]))
+        hashes = {i: (int(p), int(d)) for i, p, d in zip(have, phash, dhash)}
+    return [(reason, hashes.get(i)) for i, (reason, _) in enumerate(outcomes)]
 
 
 _worker: dict = {}
@@ -261,11 +306,11 @@ def _init_worker(source: Source, preprocess: Preprocess, data_path: str, offset:
     )  # fmt: skip
 
 
-def _decode_chunk(chunk: list[tuple[int, str]]) -> list[tuple[int, str | None]]:
+def _decode_chunk(chunk: list[tuple[int, str]]) -> list[tuple[int, tuple]]:
     w = _worker
-    result = [(i, _decode_into(w["out"], i, w["source"], path, w["preprocess"])) for i, path in chunk]
+    outcomes = _with_hashes([_decode_into(w["out"], i, w["source"], path, w["preprocess"]) for i, path in chunk])
     w["out"].flush()
-    return result
+    return [(i, outcome) for (i, _path), outcome in zip(chunk, outcomes)]
 
 
 def clear_cache(cache_dir: str | os.PathLike | None = None) -> tuple[Path, int]:

@@ -16,8 +16,16 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, UserError
+from ..progress import log
 from ..runs import write_csv
-from .cache import PixelStore
+from .cache import CacheResult, PixelStore
+from .leakage import (
+    find_duplicate_groups,
+    group_labels,
+    leakage_message,
+    leakage_summary,
+    leaking_groups,
+)
 from .preprocess import Preprocess
 from .sources import SPLITS, Sample, Source, normalize_split, open_source
 from .splits import assign_splits
@@ -47,6 +55,7 @@ class PreparedData:
     rows: np.ndarray
     skipped: list[dict] = field(default_factory=list)  # {"path", "reason"} for unreadable images
     split_method: str = ""
+    duplicates: dict | None = None  # leakage.leakage_summary(), when duplicates were looked for
 
     def split(self, name: str) -> Split:
         idx = [i for i, s in enumerate(self.splits) if s == name]
@@ -79,6 +88,7 @@ class PreparedData:
             "split_sizes": {s: sum(1 for x in self.splits if x == s) for s in SPLITS},
             "split_class_counts": per_split,
             "metadata_columns": self.source.meta_columns,
+            **({"duplicates": self.duplicates} if self.duplicates is not None else {}),
         }
 
     def write_splits_csv(self, path: Path) -> None:
@@ -110,13 +120,26 @@ def prepare(
     classes: list[str] | None = None,
     only_splits: tuple[str, ...] | None = None,
     cache_dir: str | os.PathLike | None = None,
+    group_duplicates: bool = False,
+    leakage: str = "ignore",
 ) -> PreparedData:
     """Open, decode (through the cache), validate and split a dataset.
 
     ``splits_from`` reuses a run's ``splits.csv`` exactly (evaluation). ``classes`` fixes the
     class list and order (a trained model's); labels outside it are refused. ``only_splits``
     decodes just those splits (evaluation needs only the test images).
+
+    Duplicates (:mod:`.leakage`): ``group_duplicates`` keeps each group of identical or
+    near-identical images in one of the splits made here; ``leakage`` says what to do when a
+    group has images in train and in val or test: ``"refuse"`` (a DataError naming them),
+    ``"warn"`` (log it and go on) or ``"ignore"`` (do not look; the default). Looking means
+    decoding every image before splitting, which training does anyway.
     """
+    if leakage not in ("ignore", "warn", "refuse"):
+        raise ValueError(f"leakage must be ignore, warn or refuse, not {leakage!r}")
+    look = group_duplicates or leakage != "ignore"
+    if look and only_splits:
+        raise ValueError("duplicates are looked for across all splits: only_splits cannot be combined with it")
     source = data if isinstance(data, Source) else open_source(data)
     # Copies: the group column and a reused splits.csv rewrite samples, and the caller's Source
     # (possibly prepared again with other options) must keep what it read.
@@ -139,13 +162,19 @@ def prepare(
         given = [s.split for s in samples]
 
     # Splits are assigned before decoding (from the listing alone) so that evaluation can decode
-    # only its split; unreadable images are then dropped from whichever split they fell in.
+    # only its split; unreadable images are then dropped from whichever split they fell in. To
+    # look for duplicates every image is decoded first (their groups can shape the split).
+    got = _decode(source, samples, preprocess, cache_dir) if look else None
+    dups = find_duplicate_groups(_keys(got), got.phash, got.dhash, got.hashed) if got is not None else None
+    groups = [s.group for s in samples] if group_column else None
+    if group_duplicates and dups is not None:
+        groups = group_labels(dups, groups)
     if splits_from is None:
         try:
             split_of, method = assign_splits(
                 [s.label for s in samples],
                 given,
-                groups=[s.group for s in samples] if group_column else None,
+                groups=groups,
                 val_fraction=val_fraction,
                 test_fraction=test_fraction,
                 seed=seed,
@@ -160,11 +189,24 @@ def prepare(
         if not samples:
             raise DataError(f"the data has no images in the {'/'.join(only_splits)} split")
 
-    store = PixelStore(preprocess, cache_dir)
-    try:
-        got = store.get(source, [s.path for s in samples])
-    finally:
-        store.close()
+    if group_duplicates and dups is not None and splits_from is None:
+        method += ", duplicates grouped"
+    if got is None:
+        got = _decode(source, samples, preprocess, cache_dir)
+    summary = None
+    if dups is not None:
+        paths = [s.path for s in samples]
+        leaks = leaking_groups(dups, split_of)
+        summary = leakage_summary(dups, leaks, paths, split_of)
+        if leaks:
+            # Predefined splits (folders, a manifest's column, a reused splits.csv) can only be fixed in the data.
+            fixed = splits_from is not None or any(given[i] == split_of[i] for m in leaks for i in m if split_of[i] != "train")
+            message = leakage_message(dups, leaks, paths, split_of, predefined=fixed)
+            if leakage == "refuse":
+                raise DataError(message)
+            if leakage == "warn":
+                log(f"warning: {len(leaks)} group(s) of duplicate images are in train and in val or test (--allow-leakage), "
+                    "so evaluation scores will be optimistic; data_report.json lists them")  # fmt: skip
     ok = [i for i in range(len(samples)) if i not in got.failures]
     skipped = [{"path": samples[i].path, "reason": r} for i, r in sorted(got.failures.items())]
 
@@ -197,7 +239,21 @@ def prepare(
         rows=got.rows[ok],
         skipped=skipped,
         split_method=method,
+        duplicates=summary,
     )
+
+
+def _decode(source: Source, samples: list[Sample], preprocess: Preprocess, cache_dir) -> CacheResult:
+    store = PixelStore(preprocess, cache_dir)
+    try:
+        return store.get(source, [s.path for s in samples])
+    finally:
+        store.close()
+
+
+def _keys(got: CacheResult) -> list[int | None]:
+    """Content identity per sample: its store row (one per content key), None when unreadable."""
+    return [int(r) if r >= 0 else None for r in got.rows]
 
 
 def _apply_group_column(source: Source, samples: list[Sample], column: str) -> list[Sample]:

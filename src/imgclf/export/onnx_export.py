@@ -45,8 +45,8 @@ def export_onnx(model: nn.Module, meta: ModelMeta, path: Path, *, opset: int | N
     """
     pre = meta.preprocess
     module = PixelsToLogits(model, pre.mean, pre.std).eval().cpu()
-    size = pre.img_size
-    example = torch.zeros(2, size, size, 3, dtype=torch.uint8)  # batch 2: a batch of 1 could be specialised
+    # batch 2: a batch of 1 could be specialised; channels 3 (RGB) or 1 (a grayscale model)
+    example = torch.zeros(2, *pre.shape, dtype=torch.uint8)
     info = dict(export_info or {})
     proto, errors = None, []
     for exporter in ("dynamo", "torchscript"):

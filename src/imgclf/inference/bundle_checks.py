@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..data.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from ..data.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess, grey_stats
 from ..errors import UserError
-from .names import IMG_SIZE_MAX, IMG_SIZE_MIN, INTERPOLATIONS, RESIZE_MODES, TTA_MODES
+from .names import CHANNEL_COUNTS, IMG_SIZE_MAX, IMG_SIZE_MIN, INTERPOLATIONS, LEGACY_RESIZE_NAMES, RESIZE_MODES, TTA_MODES
 
 # Keyword arguments model.json may pass to the model factory, with a check of each value. Anything
 # else is refused: timm's create_model also takes keys that read files (checkpoint_path,
@@ -74,23 +74,29 @@ def check_preprocess(where: str, value: Any) -> Preprocess:
     size = value.get("img_size")
     if not is_int(size) or not IMG_SIZE_MIN <= size <= IMG_SIZE_MAX:
         raise bad(where, f"img_size must be a whole number from {IMG_SIZE_MIN} to {IMG_SIZE_MAX}, not {_show(size)}")
-    mean = _channel_stats(where, "mean", value.get("mean", list(IMAGENET_MEAN)), positive=False)
-    std = _channel_stats(where, "std", value.get("std", list(IMAGENET_STD)), positive=True)
+    channels = value.get("channels", 3)
+    if not is_int(channels) or channels not in CHANNEL_COUNTS:
+        raise bad(where, f"preprocess channels must be 1 (grayscale) or 3 (RGB), not {_show(channels)}")
+    default_mean, default_std = (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else grey_stats(IMAGENET_MEAN, IMAGENET_STD)
+    mean = _channel_stats(where, "mean", value.get("mean", list(default_mean)), channels, positive=False)
+    std = _channel_stats(where, "std", value.get("std", list(default_std)), channels, positive=True)
     interpolation = value.get("interpolation", "bilinear")
     if interpolation not in INTERPOLATIONS:
         raise bad(where, f"interpolation must be one of {', '.join(INTERPOLATIONS)}, not {_show(interpolation)}")
-    resize = value.get("resize", "center-crop")
+    resize = value.get("resize", "crop")
+    resize = LEGACY_RESIZE_NAMES.get(resize, resize) if isinstance(resize, str) else resize
     if resize not in RESIZE_MODES:
         raise bad(where, f"resize must be one of {', '.join(RESIZE_MODES)}, not {_show(resize)}")
-    return Preprocess(img_size=size, mean=mean, std=std, interpolation=interpolation, resize=resize)
+    return Preprocess(img_size=size, mean=mean, std=std, interpolation=interpolation, resize=resize, channels=channels)
 
 
-def _channel_stats(where: str, name: str, value: Any, *, positive: bool) -> tuple[float, float, float]:
-    if not isinstance(value, list) or len(value) != 3 or not all(is_number(v) for v in value):
-        raise bad(where, f"preprocess {name} must be a list of 3 finite numbers (one per RGB channel)")
+def _channel_stats(where: str, name: str, value: Any, channels: int, *, positive: bool) -> tuple[float, ...]:
+    if not isinstance(value, list) or len(value) != channels or not all(is_number(v) for v in value):
+        per = "one per RGB channel" if channels == 3 else "for the grey channel"
+        raise bad(where, f"preprocess {name} must be a list of {channels} finite number{'s' * (channels > 1)} ({per})")
     if positive and not all(v > 0 for v in value):
         raise bad(where, f"preprocess {name} must be positive")
-    return (float(value[0]), float(value[1]), float(value[2]))
+    return tuple(float(v) for v in value)
 
 
 def check_temperature(where: str, value: Any) -> float:

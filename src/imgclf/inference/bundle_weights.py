@@ -18,8 +18,10 @@ from .bundle import ModelMeta
 
 def build_model(meta: ModelMeta, where: str) -> nn.Module:
     """A freshly initialised ``meta.architecture`` with ``meta.num_classes`` outputs."""
+    # The input channels come from the preprocessing (a grayscale model takes one), not model_kwargs.
+    channels = {"in_chans": meta.preprocess.channels} if meta.preprocess.channels != 3 else {}
     try:
-        return create_model(meta.architecture, meta.num_classes, img_size=meta.preprocess.img_size, **meta.model_kwargs)
+        return create_model(meta.architecture, meta.num_classes, img_size=meta.preprocess.img_size, **channels, **meta.model_kwargs)
     except UserError:
         raise
     except (TypeError, ValueError, RuntimeError, AssertionError) as exc:  # a keyword the architecture does not take
