@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from ..api_retrain import retrain as api_retrain
@@ -22,7 +24,8 @@ from .options import CONTEXT
               help="fraction of the feedback kept out of training, to score both models on")
 @click.option("--promote", "link", type=click.Path(), help="a `current` link to move to the new run when the verdict is promote")
 @click.option("--overwrite", is_flag=True, help="replace an existing run directory at --out")
-def retrain(run, feedback, out, epochs, from_scratch, tolerance, holdout, link, overwrite) -> None:
+@click.option("--strict", is_flag=True, help="exit with code 1 when the verdict is do-not-promote (for scripts)")
+def retrain(run, feedback, out, epochs, from_scratch, tolerance, holdout, link, overwrite, strict) -> None:
     """Train a new run from RUN's configuration on RUN's data plus the feedback, fine-tuning
     RUN's weights; then score old and new on RUN's test split and on the feedback, and say
     whether to promote the new one.
@@ -38,6 +41,8 @@ def retrain(run, feedback, out, epochs, from_scratch, tolerance, holdout, link, 
     click.echo(retrain_text(result.record))
     if link and not result.promoted:
         click.echo(f"{link} not moved: the verdict is {result.verdict}")
+    if strict and not result.promote:
+        sys.exit(1)
 
 
 def retrain_text(record: dict) -> str:

@@ -1,7 +1,7 @@
 """`imgclf retrain RUN --feedback STORE --out NEW`: the old run's configuration, trained on its
 data plus the feedback, then graded against the old model before it may replace it.
 
-Top to bottom: check the old run; export the feedback and plan the new split (:mod:`.plan`);
+Top to bottom: check the old run; copy the feedback export and plan the new split (:mod:`.plan`);
 write the data as a union of the old data and the feedback export (:mod:`imgclf.data.union_source`)
 with the planned ``splits.csv``; train (fine-tuning the old weights, or ``from_scratch``); keep
 those data files in ``NEW/retrain/`` (they are staged outside NEW first, because training only
@@ -60,9 +60,10 @@ class RetrainResult:
 def retrain(
     run: str | os.PathLike, feedback: str | os.PathLike, out: str | os.PathLike, *, epochs: int | None = None,
     from_scratch: bool = False, tolerance: float = 0.5, promote: str | os.PathLike | None = None,
-    holdout: float = 0.2, overwrite: bool = False,
+    holdout: float = 0.2, overwrite: bool = False, feedback_name: str | None = None,
 ) -> RetrainResult:  # fmt: skip
-    """Train NEW from RUN's configuration on RUN's data plus ``feedback`` and decide whether NEW
+    """Train NEW from RUN's configuration on RUN's data plus ``feedback`` (a folder `imgclf
+    feedback export` wrote; ``feedback_name`` says where it came from) and decide whether NEW
     may replace RUN (see the module's description). ``tolerance``: accuracy points the test
     split may lose; ``holdout``: the fraction of feedback scored but not trained on; ``promote``:
     a link moved to NEW only when the verdict is promote."""
@@ -75,12 +76,14 @@ def retrain(
         raise UserError(f"--tolerance must be 0 or more accuracy points, not {tolerance}")
     new = Path(out).expanduser()
     _check_out(new, old, overwrite)
+    if promote is not None and Path(promote).expanduser().exists() and not Path(promote).expanduser().is_symlink():
+        raise UserError(f"--promote {promote} exists and is not a symbolic link; give the path of a link (it is never deleted)")
     old_cfg, old_meta = TrainConfig.from_yaml(old.config), read_meta(old.model_dir)
     old_spec = _absolute_spec(old_cfg.data, run)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="imgclf-retrain-") as tmp:
         stage = Path(tmp) / DATA_DIR
-        images = stage_feedback(feedback, stage / "feedback")
+        images = stage_feedback(Path(feedback).expanduser(), stage / "feedback", shown_as=feedback_name)
         unknown = sorted({f.label for f in images} - set(old_meta.classes))
         if unknown and not from_scratch:
             raise UserError(
@@ -88,30 +91,41 @@ def retrain(
                 "the model's classes: retrain with --from-scratch to add a class, or relabel that feedback"
             )
         plan = plan_data(open_source(old_spec), old.splits, images, holdout=holdout, seed=old_cfg.seed)
+        if not any(row[2] == "test" for row in plan.rows[1:]):
+            raise UserError(f"{run} has no test split (splits.csv), so old and new cannot be compared; retrain needs one")
         log(f"retrain: {_describe(plan)}")
         write_union(stage / "union.json", [{"data": old_spec}, {"data": "feedback/manifest.csv", "prefix": plan.prefix}])
         write_csv(stage / "splits.csv", plan.rows)
+        pre = old_meta.preprocess  # pinned: the new model sees images as the old one did, whatever the feedback looks like
         cfg = replace(
             old_cfg, data=str(stage / "union.json"), splits=str(stage / "splits.csv"), out=str(new),
             pretrained=old_cfg.pretrained if from_scratch else str(old.root), epochs=epochs or old_cfg.epochs,
+            img_size=pre.img_size, resize=pre.resize, channels=pre.channels,
         )  # fmt: skip
         trained = fit(cfg, overwrite=overwrite)
         _keep_data(Run(new), stage, trained.config)
     if not from_scratch and read_meta(Run(new).model_dir).classes != old_meta.classes:  # the plan keeps them: a guard
         raise UserError(f"{new} came out with other classes than {run}, so the old head does not fit it; retrain with --from-scratch")
     record = _score(old, Run(new), plan, old_meta, cfg.cache_dir, tolerance)
+    fresh = [] if from_scratch else _reinitialised(Run(new))
+    if fresh:
+        log(f"warning: {len(fresh)} tensors of {run} did not fit the new model and were trained from scratch ({', '.join(fresh[:3])})")
     record.update(
-        old_run=str(old.root), new_run=str(new), feedback_source=str(feedback), tolerance_points=tolerance, holdout=holdout,
-        training={"from": "scratch" if from_scratch else f"the weights of {old.root}", "epochs": trained.epochs,
-                  "best_val_accuracy": trained.best_val_accuracy, "seconds": round(trained.seconds, 1)},
+        old_run=str(old.root), new_run=str(new), feedback_source=feedback_name or str(feedback),
+        tolerance_points=tolerance, holdout=holdout,
+        training={"from": cfg.pretrained or "random initialisation", "from_scratch": from_scratch, "epochs": trained.epochs,
+                  "best_val_accuracy": trained.best_val_accuracy, "seconds": round(trained.seconds, 1),
+                  "reinitialised_tensors": fresh},
         seconds=round(time.perf_counter() - t0, 1),
     )  # fmt: skip
     _evaluate_like(old, new, old_meta)
+    record["promoted_link"] = None
+    write_json(new / RECORD, record)  # before the link moves: a promoted run always has its record
     promoted = None
     if promote is not None and record["verdict"] == PROMOTE:
         promoted = point_link(promote, new)
-    record["promoted_link"] = None if promoted is None else str(promoted)
-    write_json(new / RECORD, record)
+        record["promoted_link"] = str(promoted)
+        write_json(new / RECORD, record)
     return RetrainResult(new, record["verdict"], record["reasons"], record, promoted)
 
 
@@ -155,6 +169,14 @@ def _keep_data(run: Run, stage: Path, cfg: TrainConfig) -> None:
             report = json.loads(run.data_report.read_text(encoding="utf-8"))
             report["source"] = open_source(cfg.data).describe()
             write_json(run.data_report, report)
+
+
+def _reinitialised(run: Run) -> list[str]:
+    """Tensors of a fine-tuned run that did not come from the old weights (pretrained.json)."""
+    try:
+        return list(json.loads((run.root / "pretrained.json").read_text(encoding="utf-8")).get("initialised", []))
+    except (OSError, ValueError):
+        return []
 
 
 def _check_out(new: Path, old: Run, overwrite: bool) -> None:

@@ -133,8 +133,10 @@ class EarlyStopping(Callback):
 
 
 def default_callbacks(cfg: TrainConfig) -> list[Callback]:
-    """What every run has: its metrics file, log lines, progress bar, and early stopping if asked."""
-    callbacks: list[Callback] = [MetricsFile(), EpochLog(), ProgressBar()]
+    """What every run has: its metrics file, log lines, progress bar, drift baseline, and early stopping if asked."""
+    from .drift_baseline import DriftBaseline  # imports this module: bound at call time
+
+    callbacks: list[Callback] = [MetricsFile(), EpochLog(), ProgressBar(), DriftBaseline()]
     if cfg.early_stopping:
         callbacks.append(EarlyStopping(cfg.early_stopping, cfg.monitor))
     if cfg.log:  # experiment trackers (--log): last, so the artefacts they record are complete
