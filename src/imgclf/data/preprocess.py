@@ -145,6 +145,13 @@ class Preprocess:
         )
 
 
+def as_rgb(pixels: np.ndarray) -> np.ndarray:
+    """Fitted pixels (..., H, W, 1 or 3) as RGB (..., H, W, 3): a grayscale model's input repeated
+    over three channels, for showing it (galleries, Grad-CAM overlays) or for code made for RGB."""
+    pixels = np.asarray(pixels)
+    return np.repeat(pixels, 3, axis=-1) if pixels.shape[-1] == 1 else pixels
+
+
 def _letterbox(img: Image.Image, size: int, method, fill: tuple[int, ...]) -> Image.Image:
     """``img`` scaled to fit a ``size`` square (its longer side becomes ``size``), centred on the
     ``fill`` colour."""

@@ -40,12 +40,16 @@ from .state import TrainState
 def prepare_data(cfg: TrainConfig, preprocess: Preprocess, *, splits_from: Path | None = None) -> PreparedData:
     """Read, decode (through the cache) and split ``cfg.data``; ``splits_from`` reuses a
     splits.csv (a resumed run's own, or ``--splits``) instead of making a split."""
+    # A resumed run keeps the split it was checked with at its start; anything else is checked
+    # for duplicates across train and val/test now.
+    leakage = "ignore" if splits_from is not None else "warn" if cfg.allow_leakage else "refuse"
     if splits_from is None and cfg.splits:
         splits_from = Path(cfg.splits).expanduser()
     return prepare(
         cfg.data, preprocess,
         val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed,
         group_column=cfg.group_column, cache_dir=cfg.cache_dir, splits_from=splits_from,
+        group_duplicates=cfg.group_duplicates, leakage=leakage,
     )  # fmt: skip
 
 
@@ -77,7 +81,10 @@ def build_model(cfg: TrainConfig, num_classes: int, train_split: Split, preproce
     """The model ``cfg`` describes, on ``device`` in channels-last order, initialised from data
     where the architecture asks for it and from ``--pretrained`` weights; returns (model, the
     pretrained report or None)."""
-    model = create_model(cfg.model, num_classes, img_size=cfg.img_size, drop_rate=cfg.dropout, drop_path_rate=cfg.drop_path or None)
+    channels = {"in_chans": preprocess.channels} if preprocess.channels != 3 else {}  # a grayscale model's first layer
+    model = create_model(
+        cfg.model, num_classes, img_size=cfg.img_size, drop_rate=cfg.dropout, drop_path_rate=cfg.drop_path or None, **channels
+    )
     model = model.to(device).to(memory_format=torch.channels_last)
     if hasattr(model, "data_init"):  # e.g. fast_cnn's whitening stem, computed from training images
         # A random sample: listings are often sorted by class, and one class's statistics are not the data's.

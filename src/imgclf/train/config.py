@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from ..errors import UserError
-from ..inference.names import DEVICES, IMG_SIZE_MAX, IMG_SIZE_MIN, PRECISIONS, TTA_MODES
+from ..inference.names import CHANNEL_COUNTS, DEVICES, IMG_SIZE_MAX, IMG_SIZE_MIN, PRECISIONS, RESIZE_MODES, TTA_MODES
 from .presets import PRESETS, apply_preset
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop")
@@ -57,6 +57,12 @@ class TrainConfig:
                                     "(data preparation included)",
                                     kind="a duration like 10m, 90s or 1.5h, or a number of seconds")  # fmt: skip
     img_size: int | None = _opt(None, "input size in pixels (default: the model's native size, 32 for compact nets, 224 for most timm)")
+    resize: str = _choice("auto", ("auto", *RESIZE_MODES), "how a non-square image becomes the square input",
+                          {"auto": "crop, unless over a tenth of the images would lose more than a quarter to it: letterbox",
+                           "crop": "the centred square", "squash": "the whole image, stretched",
+                           "letterbox": "the whole image, padded with the mean colour"})  # fmt: skip
+    channels: int | None = _opt(None, "input channels: 3 (RGB) or 1 (grayscale) (default: 1 when every image is stored as grayscale)",
+                                kind="1 or 3")  # fmt: skip
     batch_size: int = _opt(64, "images per optimiser step")
     pretrained: str | None = _opt(None, "start from weights: a .safetensors/.pth/.bin file, a previous run directory, "
                                         "or timm (from the local Hugging Face cache)")  # fmt: skip
@@ -108,6 +114,8 @@ class TrainConfig:
     val_fraction: float = _opt(0.1, "used when the data has no predefined val split")
     test_fraction: float = _opt(0.1, "used when the data has no predefined test split")
     group_column: str | None = _opt(None, "keep each value of this manifest column in one split")
+    group_duplicates: bool = _opt(False, "keep each group of identical or near-identical images in one split (for the splits imgclf makes)")
+    allow_leakage: bool = _opt(False, "train even when identical or near-identical images are in train and in val or test")
     splits: str | None = _opt(None, "reuse the split (and labels) of this splits.csv, e.g. another run's, instead of making one; "
                                     "images it does not list are left out")  # fmt: skip
     seed: int = _opt(0, "seeds the split, initialisation, order and augmentation")
@@ -162,6 +170,7 @@ class TrainConfig:
             (self.epochs >= 1, "--epochs must be at least 1"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.lr == "auto" or self.lr > 0, "--lr must be positive (or auto)"),
+            (self.channels in (None, *CHANNEL_COUNTS), "--channels must be 1 (grayscale) or 3 (RGB)"),
             (self.img_size is None or IMG_SIZE_MIN <= self.img_size <= IMG_SIZE_MAX,
              f"--img-size must be between {IMG_SIZE_MIN} and {IMG_SIZE_MAX}"),
             (0 <= self.val_fraction < 1, "--val-fraction must be in [0, 1)"),
