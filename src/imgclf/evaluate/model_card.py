@@ -23,9 +23,44 @@ def write_model_card(path: Path, context: dict) -> Path:
 
 
 def build_model_card(ctx: dict) -> str:
-    parts = [_details(ctx), _intended_use(ctx), _data(ctx), _metrics(ctx), _calibration(ctx),
+    parts = [front_matter(ctx), _details(ctx), _intended_use(ctx), _data(ctx), _metrics(ctx), _calibration(ctx),
              _subgroups(ctx), _robustness(ctx), _failure_modes(ctx), _reproduce(ctx)]  # fmt: skip
     return "\n".join(p.rstrip() + "\n" for p in parts if p)
+
+
+def front_matter(ctx: dict) -> str:
+    """The Hugging Face metadata header (YAML between ``---`` lines) that model repositories start
+    with: library, tags, a licence placeholder, the dataset, and the test metrics as a model-index.
+
+    ``library_name`` is timm for a timm architecture (its ``model/config.json`` lets timm load the
+    run: ``timm.create_model("local-dir:RUN/model", pretrained=True)``) and imgclf for a compact net.
+    """
+    import yaml
+
+    from ..models.compact import COMPACT_MODELS
+
+    meta, m, run = ctx["meta"], ctx["metrics"], ctx["run"]
+    is_timm = meta.architecture not in COMPACT_MODELS
+    dataset = Path(str(m.get("data") or "data")).stem or "data"
+    header = {
+        "library_name": "timm" if is_timm else "imgclf",
+        "license": "other",  # placeholder: the licence of the training data and of any pretrained weights applies
+        "pipeline_tag": "image-classification",
+        "tags": ["image-classification", "imgclf", *(["timm"] if is_timm else []), meta.architecture],
+        "datasets": [dataset],
+        "metrics": ["accuracy"],
+        "model-index": [{
+            "name": run.root.name,
+            "results": [{
+                "task": {"type": "image-classification"},
+                "dataset": {"name": dataset, "type": dataset, "split": m.get("split", "test")},
+                "metrics": [{"type": "accuracy", "value": round(float(m["accuracy"]), 4)}],
+            }],
+        }],
+    }  # fmt: skip
+    if meta.extra.get("pretrained") == "imagenet":
+        header["tags"].append("imagenet-1k-pretrained")
+    return "---\n" + yaml.safe_dump(header, sort_keys=False, allow_unicode=True) + "---\n"
 
 
 def _pct(x: float | None) -> str:

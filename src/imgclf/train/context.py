@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from .callbacks import Callbacks
+    from .feature_cache import CachedFeatures
 
 
 @dataclass
@@ -48,6 +49,7 @@ class TrainContext:
     callbacks: Callbacks
     averager: Lookahead | None = None
     ema: EMA | None = None
+    features: CachedFeatures | None = None  # --cache-features: the loader yields them and validation reads them
     clock: Clock = time.perf_counter
     t_start: float = 0.0  # the clock's reading when the run began
     epoch_start_step: int = 0  # the step the current epoch (or its resumed part) started at

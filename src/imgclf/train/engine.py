@@ -40,8 +40,9 @@ class TrainStep:
     scaler: torch.amp.GradScaler | None = None  # fp16 only: its gradients underflow without loss scaling
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Train on one uint8 NHWC batch; returns (loss, logits, labels) on the device."""
-        x = normalize(x.to(self.device, non_blocking=True), self.mean, self.std)
+        """Train on one uint8 NHWC batch (or a float batch of cached features); returns (loss, logits, labels) on the device."""
+        x = x.to(self.device, non_blocking=True)
+        x = normalize(x, self.mean, self.std) if x.dtype == torch.uint8 else x  # float: cached features (feature_cache.py)
         y = y.to(self.device, non_blocking=True)
         target = y
         if self.mixer is not None and self.mixer.enabled:

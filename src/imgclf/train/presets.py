@@ -2,6 +2,7 @@
 
 A preset fills in every option the user did not set explicitly (flags and config-file entries
 win). Each setting's measured effect is noted beside it; BENCHMARKS.md has the full runs.
+``auto`` (the default) picks one from the data (:mod:`.recipe`); ``none`` is the plain defaults.
 """
 
 from __future__ import annotations
@@ -36,15 +37,61 @@ PRESETS: dict[str, dict] = {
         "crop_padding": 0.0625,  # random translation by up to 2 px at 32 px
         "tta": "flip-translate",  # mirrored + 1-px shifted views averaged (airbench: +0.5-0.6%)
     },
+    # Photos: ImageNet transfer learning in minutes on a CPU. The frozen part of the network runs
+    # once per image and view (--cache-features): the head trains first on cached pooled features
+    # (a linear probe, seconds per epoch), then the top blocks unfreeze one per epoch on cached
+    # features from below them. Effects measured on TrashNet: BENCHMARKS.md, "TrashNet".
+    "transfer": {
+        "model": "tf_efficientnet_lite0",
+        "pretrained": "imagenet",
+        "freeze": "gradual",
+        "freeze_epochs": 3,
+        "epochs": 5,
+        "layer_decay": 0.7,
+        "optimizer": "adamw",
+        "lr": 1e-3,
+        "weight_decay": 0.05,
+        "warmup_epochs": 0.5,
+        "batch_size": 32,
+        "label_smoothing": 0.1,
+        "weight_averaging": "ema",
+        "ema_decay": 0.99,
+        "flip": True,
+        "crop_padding": 0.0,
+        "random_resized_crop": 0.35,
+        "color_jitter": 0.2,
+        "feature_views": 2,
+    },
 }
 
 
+AUTO, NONE = "auto", "none"
+PRESET_NAMES = (AUTO, NONE, *PRESETS)
+
+
 def apply_preset(config, explicit: set[str]) -> None:
-    """Set ``config``'s options from its preset, except those in ``explicit``."""
-    if not config.preset:
+    """Set ``config``'s options from its preset, except those in ``explicit``; ``auto`` first
+    picks the preset from the data (:func:`.recipe.resolve_auto`)."""
+    if config.preset is None:  # config.yaml files written before `auto` existed say null
+        config.preset = NONE
+    if config.preset == AUTO:
+        from .recipe import resolve_auto
+
+        resolve_auto(config, explicit)
+        return
+    apply_named_preset(config, explicit)
+
+
+def apply_named_preset(config, explicit: set[str]) -> None:
+    """Set ``config``'s options from the preset it names (not ``auto``), except those in ``explicit``."""
+    if config.preset == NONE:
         return
     if config.preset not in PRESETS:
-        raise UserError(f"unknown preset {config.preset!r}; available: {', '.join(PRESETS)}")
+        raise UserError(f"unknown preset {config.preset!r}; available: {', '.join(PRESET_NAMES)}")
     for key, value in PRESETS[config.preset].items():
         if key not in explicit:
             setattr(config, key, value)
+    # A preset never makes an explicit option invalid: lookahead's weights are only final at the
+    # planned end, so with --early-stopping the preset's averaging becomes an EMA instead.
+    if config.weight_averaging == "lookahead" and config.early_stopping and "weight_averaging" not in explicit:
+        config.weight_averaging = "ema"
