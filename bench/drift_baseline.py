@@ -20,6 +20,7 @@ import copy
 import hashlib
 import os
 import platform
+import random
 import statistics
 import sys
 import tempfile
@@ -33,7 +34,7 @@ def main() -> None:
     parser.add_argument("data", help="builtin:digits, a folder, a zip or a manifest")
     parser.add_argument("--model", default="simple_cnn")
     parser.add_argument("--img-size", type=int, default=32)
-    parser.add_argument("--limit", type=int, default=0, help="prepare only the first N images (0: all)")
+    parser.add_argument("--limit", type=int, default=0, help="prepare only a seeded random N of the images (0: all)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--hash", action="store_true", help="also time hashing every image (retrain's duplicate search)")
     args = parser.parse_args()
@@ -47,9 +48,10 @@ def main() -> None:
     from imgclf.train.drift_baseline import baseline_for_run
 
     source = open_source(args.data)
-    if args.limit:
+    if args.limit and args.limit < len(source.samples):
+        pick = sorted(random.Random(0).sample(range(len(source.samples)), args.limit))
         source = copy.copy(source)
-        source.samples = source.samples[: args.limit]
+        source.samples = [source.samples[i] for i in pick]
     pre = Preprocess(args.img_size)
     t0 = time.perf_counter()
     data = prepare(source, pre, val_fraction=0.1, test_fraction=0.1)
