@@ -27,7 +27,8 @@ def config_option(f: Field) -> click.Option:
         shown = "on" if f.default else "off"
         return click.Option([f"{flag}/--no-{flag[2:]}", f.name], default=None, help=f"{option_help(f)} [default: {shown}]")
     if any(typing.get_origin(k) is list for k in kinds):  # repeatable (--log tensorboard --log mlflow); absent: None
-        return click.Option([flag, f.name], multiple=True, callback=lambda _ctx, _param, v: list(v) or None, help=option_help(f))
+        return click.Option([flag, f.name], multiple=True, default=None, callback=lambda _ctx, _param, v: list(v) or None,
+                            help=option_help(f))
     if f.metadata.get("choices"):
         kind = click.Choice(f.metadata["choices"])
     else:
