@@ -61,7 +61,8 @@ def tuned(result) -> None:
     top = result.top(TOP_TRIALS)
     if top:
         names = list(dict.fromkeys(k for t in top for k in t.params))
-        table = _table("rank", "trial", result.monitor, "epochs", "time", *names, right=("rank", "trial", result.monitor, "epochs", "time"))
+        numbers = ("rank", "trial", result.monitor, "trained", "time")
+        table = _table(*numbers, *names, right=numbers)
         for rank, t in enumerate(top, 1):
             table.add_row(str(rank), str(t.number), f"{t.value:.4f}", _num(t.epochs), _duration(t.seconds),
                           *(_escape(_num(t.params.get(n), 3)) for n in names))  # fmt: skip
@@ -121,7 +122,8 @@ def comparison(result, *, diff_only: bool = False, as_json: bool = False) -> Non
     if rows:
         _print(table)
     differing = len(result.differences)
-    click.echo(f"{differing} option{'s' if differing != 1 else ''} differ (marked *)." if differing else "The configurations are the same.")
+    verb = "option differs" if differing == 1 else "options differ"
+    click.echo(f"{differing} {verb} (marked *)." if differing else "The configurations are the same.")
     metrics = _table("metric", *names, right=tuple(names))
     for name, values in result.metrics:
         shown = [_duration(v) if name == "train_seconds" else _num(v) for v in values]
