@@ -31,6 +31,7 @@ class TrialRow:
     pruned_at: int | None = None
     error: str | None = None
     run_dir: str | None = None
+    worker: int | None = None  # which worker process of the command ran it
 
 
 @dataclass
@@ -85,7 +86,7 @@ def trial_row(trial) -> TrialRow:
     return TrialRow(
         number=trial.number, state=trial.state.name.lower(), value=trial.value, params=dict(trial.params),
         epochs=attrs.get("epochs"), seconds=attrs.get("seconds"), pruned_at=attrs.get("pruned_at"),
-        error=attrs.get("error"), run_dir=attrs.get("run_dir"),
+        error=attrs.get("error"), run_dir=attrs.get("run_dir"), worker=attrs.get("worker"),
     )  # fmt: skip
 
 

@@ -46,8 +46,9 @@ def shown(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
-def open_storage(url: str):
-    """Optuna's RDB storage at ``url`` with heartbeats (and retries of trials whose process died)."""
+def open_storage(url: str, *, heartbeat: int = HEARTBEAT_SECONDS, grace: int = GRACE_SECONDS):
+    """Optuna's RDB storage at ``url`` with heartbeats every ``heartbeat`` seconds; a trial
+    without one for ``grace`` seconds is failed and tried again."""
     import optuna
     import sqlalchemy.exc
 
@@ -60,7 +61,7 @@ def open_storage(url: str):
         engine_kwargs = {"pool_pre_ping": True}  # a server that closed an idle connection is not an error
     try:
         return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+            url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=grace,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=RETRIES),
         )  # fmt: skip
     except (sqlalchemy.exc.SQLAlchemyError, ImportError) as exc:
