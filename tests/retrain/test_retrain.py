@@ -12,6 +12,7 @@ import pytest
 import yaml
 from PIL import Image
 from runcopy import copy_run
+from synth import encode, shape_image
 
 import imgclf
 from imgclf.cli.app import main
@@ -137,6 +138,19 @@ def test_a_label_the_old_model_does_not_know_is_refused_before_training(old_run,
     with pytest.raises(UserError, match="--from-scratch"):
         imgclf.retrain(old_run, feedback=store, out=tmp_path / "new")
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.slow
+def test_from_scratch_a_new_class_joins_and_only_the_new_model_can_answer_it(old_run, tmp_path):
+    crosses = [("cross", encode(shape_image("cross", 24, seed=i), "PNG")) for i in range(40)]
+    store = fill_store(tmp_path / "store", crosses)
+    result = imgclf.retrain(old_run, feedback=store, out=tmp_path / "new", from_scratch=True, epochs=3, tolerance=100)
+    classes = read_meta(tmp_path / "new" / "model").classes
+    assert list(classes) == [*read_meta(old_run / "model").classes, "cross"]
+    held = result.record["feedback_held_out"]
+    assert held["n"] == 8 and held["old_accuracy"] == 0.0  # the old model has no such class
+    assert result.record["test"]["n"] == len([r for r in split_rows(old_run) if r["split"] == "test"])
+    assert result.record["training"]["from_scratch"] and not (tmp_path / "new" / "pretrained.json").exists()
 
 
 def test_a_folder_that_is_no_feedback_is_refused(tmp_path, old_run_stub):
