@@ -56,14 +56,16 @@ def noise_png(seed: int, size: int = 32) -> bytes:
 def drift_baseline(run: Path, images: list[bytes]) -> dict:
     """The baseline for ``run`` computed as the service measures live traffic: the statistics of
     the model's fitted pixels with the original sizes, and the model's confidence."""
-    from imgclf.data.image_stats import compute_baseline
+    from imgclf.data.image_size import upright_size
+    from imgclf.data.image_stats import batch_image_stats, compute_baseline
     from imgclf.predict import load
     from imgclf.serve.uploads import Upload, decode_upload
 
     predictor = load(run, backend="torch")  # the precision the service runs (auto), so confidences compare like with like
     decoded = [decode_upload(Upload(f"b{i}", data), predictor.preprocess, 10**8) for i, data in enumerate(images)]
-    confidences = predictor.probabilities(np.stack([d.pixels for d in decoded])).max(axis=1)
-    return compute_baseline([d.stats for d in decoded], confidences)
+    pixels = np.stack([d.pixels for d in decoded])
+    sizes = [upright_size(d.data) for d in decoded]
+    return compute_baseline(batch_image_stats(pixels, sizes), predictor.probabilities(pixels).max(axis=1))
 
 
 def perturbed_copy(run: Path, dest: Path, scale: float = 0.05, seed: int = 0) -> Path:
@@ -109,6 +111,8 @@ def make_served_run(digits_run: Path, dest: Path, *, all_unsure: bool = True, ba
     if baseline:
         images = digit_halves()[0][:600]
         write_json(run / "model" / BASELINE_FILE, drift_baseline(run, images))
+    elif (run / "model" / BASELINE_FILE).exists():
+        (run / "model" / BASELINE_FILE).unlink()  # a run trained by an older imgclf
     return run
 
 

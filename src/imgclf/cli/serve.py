@@ -31,6 +31,8 @@ from .options import CONTEXT
 @click.option("--keep-images", is_flag=True, help="keep every predicted image in the store (unsure ones always are)")
 @click.option("--watch", "watch_seconds", default=2.0, show_default=True,
               help="seconds between checks for a new model at RUN (0: only on reload)")  # fmt: skip
+@click.option("--log-level", default="info", show_default=True, type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+              help="warning: no line per request (as for load tests)")  # fmt: skip
 def serve(run, **options) -> None:
     """Serve RUN over HTTP: the page at /, reviewer page at /review, API under /v1, /metrics.
 

@@ -72,6 +72,11 @@ class MicroBatcher(Generic[T, R]):
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def pending(self) -> int:
+        """Items queued and not yet taken into a batch (approximate while others submit)."""
+        return self._queue.qsize()
+
     def _work(self) -> None:
         stopping = False
         while not stopping:

@@ -15,12 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.preprocess import as_rgb
 from ..errors import UserError
 from ..inference.bundle import file_digest
 from ..predict import Predictor, load
 from . import metrics
 from .batcher import MicroBatcher
 from .drift import DriftMonitor
+from .drift_feed import DriftFeed
 from .settings import ServeSettings
 
 BASELINE_FILE = "drift_baseline.json"  # RUN/model/drift_baseline.json, written at training time
@@ -67,6 +69,7 @@ class LoadedModel:
         self.version = f"{self.run_name}@{file_digest(weights)[:12]}"
         self.evaluation = _read_evaluation(self.root)
         self.drift, self.drift_unavailable = _drift_monitor(bundle, settings.drift_window)
+        self.drift_feed = DriftFeed(self.drift) if self.drift is not None else None
         self._bundle = bundle
         self._explainer: Predictor | None = None
         self._explain_lock = threading.Lock()
@@ -75,8 +78,9 @@ class LoadedModel:
         self.batcher = MicroBatcher(
             self._probabilities, max_batch=settings.max_batch, max_wait_s=settings.max_wait_ms / 1000, name=f"model {self.version}"
         )
-        size = self.predictor.preprocess.img_size
-        self.batcher.submit(np.zeros((size, size, 3), np.uint8)).result()  # warm up before taking traffic
+        pre = self.predictor.preprocess
+        warm = np.zeros((pre.img_size, pre.img_size, getattr(pre, "channels", 3)), np.uint8)
+        self.batcher.submit(warm).result()  # warm up before taking traffic
 
     @property
     def classes(self) -> list[str]:
@@ -104,6 +108,8 @@ class LoadedModel:
         with self._idle:
             self._idle.wait_for(lambda: self._users == 0, timeout)
         self.batcher.close(timeout)
+        if self.drift_feed is not None:
+            self.drift_feed.close(timeout)
 
     # ------------------------------------------------------------------ Grad-CAM
 
@@ -122,9 +128,13 @@ class LoadedModel:
             batch = pixels[None].copy()  # decoded pixels are read-only; torch wants its own
             probs = explainer.probabilities(batch)[0]
             k = int(probs.argmax()) if target is None else int(target)
-            heatmap = gradcam(explainer, batch, classes=[k])[0]
+            try:
+                heatmap = gradcam(explainer, batch, classes=[k])[0]
+            except ValueError as exc:  # e.g. an input layout Grad-CAM does not take
+                raise UserError(f"this model cannot be explained here ({exc})") from None
+        shown = as_rgb(pixels)  # a grey model's input, shown in RGB
         scale = max(1, -(-MIN_DISPLAY_SIZE // pixels.shape[1]))
-        big = Image.fromarray(pixels).resize((pixels.shape[1] * scale, pixels.shape[0] * scale), Image.Resampling.BICUBIC)
+        big = Image.fromarray(shown).resize((pixels.shape[1] * scale, pixels.shape[0] * scale), Image.Resampling.BICUBIC)
         buf = io.BytesIO()
         Image.fromarray(overlay(np.asarray(big), heatmap)).save(buf, format="PNG")
         return buf.getvalue(), k, probs

@@ -105,6 +105,7 @@ class Drift(BaseModel):
     window: int | None = None
     thresholds: dict[str, float] | None = None
     statistics: dict[str, dict[str, Any]] | None = None
+    dropped: int | None = Field(None, description="images not observed because monitoring fell behind under load (a sample is kept)")
 
 
 ERRORS = {code: {"model": Error} for code in (401, 403, 404, 409, 413, 415, 422, 503)}

@@ -80,12 +80,13 @@ def _presented(request: Request, header_key: str | None) -> str | None:
     return auth[7:].strip() if auth.lower().startswith("bearer ") else None
 
 
-def require_key(request: Request, key: str | None = Security(api_key_header)) -> None:
-    """Dependency: the request must carry the API key."""
+async def require_key(request: Request, key: str | None = Security(api_key_header)) -> None:
+    """Dependency: the request must carry the API key. (Async, like the next: a plain function
+    would be run in a worker thread, a thread hop per request for a string comparison.)"""
     request.app.state.service.guard.check(_presented(request, key))
 
 
-def require_key_if_protected(request: Request, key: str | None = Security(api_key_header)) -> None:
+async def require_key_if_protected(request: Request, key: str | None = Security(api_key_header)) -> None:
     """Dependency: predict and explain need the key only when the service was started with --protect-predict."""
     service = request.app.state.service
     if service.settings.protect_predict:

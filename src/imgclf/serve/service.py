@@ -136,9 +136,8 @@ class Service:
             decoded = await asyncio.gather(*(loop.run_in_executor(self.decode_pool, decode_upload, u, pre, limit) for u in uploads))
             rows = await asyncio.gather(*(asyncio.wrap_future(f) for f in model.batcher.submit_many([d.pixels for d in decoded])))
             answers = [self._answer(model, p, k) for p in rows]
-            if model.drift is not None:
-                stats = {name: [d.stats[name] for d in decoded] for name in decoded[0].stats}
-                model.drift.observe(stats, [a["probability"] for a in answers])
+            if model.drift_feed is not None:
+                model.drift_feed.submit(decoded, [a["probability"] for a in answers])
             new = [NewPrediction(d.data, model.version, a["top"], bool(a["unsure"]), keep_image=self.settings.keep_images)
                    for d, a in zip(decoded, answers)]  # fmt: skip
             records = await asyncio.gather(*(asyncio.wrap_future(f) for f in self._store_writer.submit_many(new)))
@@ -237,9 +236,9 @@ class Service:
 
     def drift(self) -> dict:
         with self.using_model() as model:
-            if model.drift is None:
+            if model.drift_feed is None:
                 return {"available": False, "reason": model.drift_unavailable, "model_version": model.version, "worker": os.getpid()}
-            scores = model.drift.scores()
+            scores = model.drift_feed.scores()
         metrics.observe_drift(scores)
         return {"available": True, "model_version": model.version, "worker": os.getpid(), **scores}
 

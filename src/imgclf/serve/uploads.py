@@ -2,28 +2,22 @@
 
 Decoding is imgclf's own (:meth:`imgclf.data.preprocess.Preprocess.load`, which refuses empty,
 non-image, truncated, corrupt and oversized input with a reason before any large buffer exists);
-this module only maps those reasons to HTTP statuses and measures the drift statistics of the
-pixels the model sees. The format is decided by the bytes, never by a name or a content type a
-client claims.
+this module only maps those reasons to HTTP statuses. The format is decided by the bytes, never
+by a name or a content type a client claims.
 """
 
 from __future__ import annotations
 
-import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
 from ..data.decode import DecodeError
-from ..data.image_stats import image_stats
 from ..data.preprocess import Preprocess
 from ..predict_inputs import printable
 from .http_errors import Refused
 
 MAX_NAME_CHARS = 200  # an upload's file name is only echoed back, shortened to this
-_EXIF_ORIENTATION = 0x0112
-_ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
 
 class ImageRejected(Refused):
@@ -36,14 +30,11 @@ class Upload:
     data: bytes
 
 
-@dataclass
+@dataclass(frozen=True)
 class DecodedImage:
     name: str
     data: bytes
-    pixels: np.ndarray  # img_size x img_size x 3 uint8, exactly what the model sees
-    width: int  # the original size, upright
-    height: int
-    stats: dict[str, float] = field(default_factory=dict)  # drift statistics (imgclf.data.image_stats)
+    pixels: np.ndarray  # img_size x img_size x channels uint8, exactly what the model sees
 
 
 def display_name(name: str | None, index: int) -> str:
@@ -67,18 +58,4 @@ def decode_upload(upload: Upload, preprocess: Preprocess, max_pixels: int) -> De
         pixels = preprocess.load(upload.data, max_pixels=max_pixels)
     except DecodeError as exc:
         raise ImageRejected(status_for(exc.reason), f"{upload.name}: {exc.reason}") from None
-    width, height = _upright_size(upload.data, pixels)
-    return DecodedImage(upload.name, upload.data, pixels, width, height, image_stats(pixels, width, height))
-
-
-def _upright_size(data: bytes, pixels: np.ndarray) -> tuple[int, int]:
-    """The original width and height as displayed (EXIF rotation applied), read from the header:
-    the decoded pixels are already resized, and JPEG draft decoding shrinks them further."""
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size
-            if img.getexif().get(_EXIF_ORIENTATION) in _ROTATED:
-                width, height = height, width
-            return int(width), int(height)
-    except Exception:  # noqa: BLE001 - decoded once already; a header quirk only costs the size statistic
-        return int(pixels.shape[1]), int(pixels.shape[0])
+    return DecodedImage(upload.name, upload.data, pixels)
