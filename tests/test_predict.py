@@ -159,7 +159,7 @@ def test_an_export_that_failed_its_check_is_never_used(exported, tmp_path, monke
 
     class Unnormalised(PixelsToLogits):
         def __init__(self, model, mean, std):
-            super().__init__(model, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+            super().__init__(model, tuple(0.0 for _ in mean), tuple(1.0 for _ in std))
 
     run = copy_run(exported, tmp_path / "run")
     monkeypatch.setattr(onnx_export, "PixelsToLogits", Unnormalised)

@@ -149,7 +149,7 @@ def test_preprocessing_drift_fails_the_parity_check(digits_run, tmp_path, monkey
 
     class Unnormalised(PixelsToLogits):
         def __init__(self, model, mean, std):
-            super().__init__(model, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+            super().__init__(model, tuple(0.0 for _ in mean), tuple(1.0 for _ in std))
 
     monkeypatch.setattr(onnx_export, "PixelsToLogits", Unnormalised)
     run = copy_run(digits_run, tmp_path / "run")

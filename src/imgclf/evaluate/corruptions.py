@@ -48,7 +48,7 @@ PARAMS: dict[str, tuple] = {
 
 
 def corrupt(pixels: np.ndarray, name: str, severity: int, seed: int = 0) -> np.ndarray:
-    """``pixels`` (uint8 NHWC) with corruption ``name`` at ``severity`` (1..3): same shape and dtype.
+    """``pixels`` (uint8 NHWC, 3 channels or 1) with corruption ``name`` at ``severity`` (1..3): same shape and dtype.
 
     Batched (one tensor operation for the whole batch where the corruption allows) and
     deterministic for a given ``seed``.
@@ -58,10 +58,13 @@ def corrupt(pixels: np.ndarray, name: str, severity: int, seed: int = 0) -> np.n
     if severity not in SEVERITIES:
         raise UserError(f"severity must be 1, 2 or 3, not {severity!r}")
     x = np.asarray(pixels)
-    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3:
-        raise ValueError(f"expected uint8 pixels of shape (N, H, W, 3), got {x.dtype} {x.shape}")
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] not in (1, 3):
+        raise ValueError(f"expected uint8 pixels of shape (N, H, W, 1 or 3), got {x.dtype} {x.shape}")
     if len(x) == 0:
         return x.copy()
+    if x.shape[-1] == 1:  # a grey model's input: corrupt it as the grey RGB image it shows, then back to one channel
+        rgb = corrupt(np.repeat(x, 3, axis=-1), name, severity, seed)
+        return np.round(rgb.astype(np.float32).mean(axis=-1, keepdims=True)).astype(np.uint8)
     # One stream per corruption, independent of the severity (see the module docstring).
     rng = np.random.default_rng([seed, CORRUPTIONS.index(name)])
     return _FUNCS[name](x, PARAMS[name][severity - 1], rng)

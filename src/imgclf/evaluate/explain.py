@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.preprocess import as_rgb
 from ..errors import UserError
 from ..inference.normalize import normalize
 from ..predict import Predictor, expand_inputs, load
@@ -32,7 +33,7 @@ from ..runs import atomic_write_bytes, open_run
 MIN_DISPLAY_SIZE = 256
 
 
-def target_layer(model: nn.Module, img_size: int | None = None) -> tuple[nn.Module, Callable | None]:
+def target_layer(model: nn.Module, img_size: int | None = None, channels: int = 3) -> tuple[nn.Module, Callable | None]:
     """The layer Grad-CAM explains for ``model`` and the reshape its output needs (None for CNNs).
 
     ``img_size`` is the input size used to trace the forward pass (default: the model's own).
@@ -54,7 +55,7 @@ def target_layer(model: nn.Module, img_size: int | None = None) -> tuple[nn.Modu
         model.eval()
         device = next(model.parameters()).device
         with torch.no_grad():
-            model(torch.zeros(1, 3, size, size, device=device))
+            model(torch.zeros(1, channels, size, size, device=device))
     finally:
         for h in handles:
             h.remove()
@@ -92,8 +93,8 @@ def gradcam(predictor: Predictor, pixels: np.ndarray, classes: list[int] | None 
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     x = np.asarray(pixels)
-    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3:
-        raise ValueError(f"expected uint8 pixels of shape (N, H, W, 3), got {x.dtype} {x.shape}")
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] not in (1, 3):
+        raise ValueError(f"expected uint8 pixels of shape (N, H, W, 1 or 3), got {x.dtype} {x.shape}")
     if classes is not None and len(classes) != len(x):
         raise ValueError(f"got {len(classes)} classes for {len(x)} images")
     if classes is not None and any(not 0 <= int(c) < len(predictor.classes) for c in classes):
@@ -101,7 +102,7 @@ def gradcam(predictor: Predictor, pixels: np.ndarray, classes: list[int] | None 
     model = predictor.model
     if not isinstance(model, nn.Module):
         raise UserError("Grad-CAM needs the PyTorch model: load the run with backend='torch'")
-    layer, reshape = target_layer(model, img_size=x.shape[1])
+    layer, reshape = target_layer(model, img_size=x.shape[1], channels=x.shape[-1])
     pre = predictor.preprocess
     out = []
     try:
@@ -188,7 +189,7 @@ def explain(
         names = _unique_names([results[i]["path"] for i, _ in loaded])
         for (i, px), p, k, m, name in zip(loaded, probs, explained, maps, names):
             scale = max(1, -(-MIN_DISPLAY_SIZE // px.shape[1]))
-            big = np.asarray(Image.fromarray(px).resize((px.shape[1] * scale, px.shape[0] * scale), Image.Resampling.BICUBIC))
+            big = np.asarray(Image.fromarray(as_rgb(px)).resize((px.shape[1] * scale, px.shape[0] * scale), Image.Resampling.BICUBIC))
             png = out / f"{name}.gradcam.png"
             _write_png(png, overlay(big, m))
             results[i].update(

@@ -63,8 +63,8 @@ def bench_infer(
     pre = first.preprocess
     encoded, images_from = _sample_images(r, first, seed)
     rng = np.random.default_rng(seed)
-    one = torch.from_numpy(rng.integers(0, 256, (1, pre.img_size, pre.img_size, 3), dtype=np.uint8))
-    many = torch.from_numpy(rng.integers(0, 256, (batch, pre.img_size, pre.img_size, 3), dtype=np.uint8))
+    one = torch.from_numpy(rng.integers(0, 256, (1, pre.img_size, pre.img_size, pre.channels), dtype=np.uint8))
+    many = torch.from_numpy(rng.integers(0, 256, (batch, pre.img_size, pre.img_size, pre.channels), dtype=np.uint8))
 
     results = []
     for name, p in predictors.items():

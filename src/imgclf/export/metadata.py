@@ -15,8 +15,8 @@ from ..inference.bundle import ModelMeta
 from ..inference.onnx_backend import EXPORT_KEY, META_KEY
 
 INPUT_DESCRIPTION = (
-    "uint8 RGB pixels, NHWC, shape (batch, img_size, img_size, 3): the image centre-cropped to a square "
-    "and resized to img_size (interpolation as given); normalisation happens inside the graph"
+    "uint8 pixels, NHWC, shape (batch, img_size, img_size, channels): RGB (3 channels) or grey (1), the image "
+    "fitted to a square as resize says and resized to img_size (interpolation as given); normalisation happens inside the graph"
 )
 
 

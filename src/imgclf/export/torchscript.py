@@ -29,7 +29,7 @@ def export_torchscript(model: nn.Module, meta: ModelMeta, path: Path, *, export_
     info = {**(export_info or {}), "format": "torchscript", "exporter": "torch.jit.trace"}
     with quiet(), torch.no_grad():  # silences tracer and deprecation warnings
         # Tracing, not scripting: timm's models are written for tracing (scripting rejects many).
-        traced = torch.jit.trace(module, torch.zeros(2, size, size, 3, dtype=torch.uint8))
+        traced = torch.jit.trace(module, torch.zeros(2, size, size, pre.channels, dtype=torch.uint8))
         traced = torch.jit.freeze(traced)
         buf = io.BytesIO()
         torch.jit.save(traced, buf, _extra_files={EXTRA_FILE: json.dumps(export_properties(meta, info))})
