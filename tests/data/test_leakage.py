@@ -3,11 +3,14 @@ each group in one split, --allow-leakage goes on; `imgclf data check` reports th
 
 from __future__ import annotations
 
+import csv
 import io
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from imgclf.data.audit import check_data
@@ -142,3 +145,24 @@ def test_data_check_warns_when_a_centre_crop_cuts_away_more_than_a_quarter(tmp_p
     warning = next(p["message"] for p in report["problems"] if "centre-cropping" in p["message"])
     assert "4 images (50%)" in warning and "--resize letterbox" in warning and "a/0.png" in warning
     assert report["channels"] == {"grey": 0, "channels_auto": 3}
+
+
+@pytest.mark.slow
+def test_train_refuses_before_anything_is_written_and_trains_with_allow_leakage_or_grouping(tmp_path):
+    from imgclf.train.config import TrainConfig
+    from imgclf.train.fit import fit
+
+    root = folder_with_copies(tmp_path / "d", pairs=8, singles=8)
+    base = dict(data=str(root), epochs=1, batch_size=8, img_size=16, val_fraction=0.2, test_fraction=0.2, cache_dir=str(tmp_path / "c"))
+    with pytest.raises(DataError, match="--group-duplicates"):
+        fit(TrainConfig(out=str(tmp_path / "refused"), **base))
+    assert not (tmp_path / "refused").exists()  # refused before the run directory was kept
+
+    fit(TrainConfig(out=str(tmp_path / "allowed"), allow_leakage=True, **base))
+    report = json.loads((tmp_path / "allowed" / "data_report.json").read_text())
+    assert report["duplicates"]["groups"] == 16 and report["duplicates"]["leaking_groups"]
+
+    fit(TrainConfig(out=str(tmp_path / "grouped"), group_duplicates=True, **base))
+    rows = {r["path"]: r["split"] for r in csv.DictReader(open(tmp_path / "grouped" / "splits.csv", encoding="utf-8"))}
+    assert all(rows[p.replace("_copy.jpg", ".png")] == sp for p, sp in rows.items() if p.endswith("_copy.jpg"))
+    assert yaml.safe_load((tmp_path / "grouped" / "config.yaml").read_text())["group_duplicates"] is True

@@ -78,12 +78,12 @@ def test_fine_tuning_from_a_run_beats_training_from_scratch(tmp_path):
     """Pretrain on one generated dataset, fine-tune on another with few images: the pretrained
     start is better than a random one with the same budget; head-only keeps the backbone."""
     source = make_folder(tmp_path / "source", classes=("circle", "square", "triangle", "cross"), per_class=120, seed=1)
-    imgclf.train(source, out=tmp_path / "pre", epochs=4, batch_size=32, val_fraction=0, seed=0)
+    imgclf.train(source, out=tmp_path / "pre", epochs=4, batch_size=32, val_fraction=0, seed=0, preset="none")
 
     target = tmp_path / "target"
     make_folder(target / "train", classes=("square", "cross"), per_class=6, seed=2)
     make_folder(target / "test", classes=("square", "cross"), per_class=40, seed=3)
-    common = dict(epochs=3, batch_size=4, val_fraction=0, seed=0, lr=1e-3)
+    common = dict(epochs=3, batch_size=4, val_fraction=0, seed=0, lr=1e-3, preset="none")
     imgclf.train(target, out=tmp_path / "scratch", **common)
     imgclf.train(target, out=tmp_path / "tuned", pretrained=str(tmp_path / "pre"), **common)
     scratch = imgclf.evaluate(tmp_path / "scratch").metrics["accuracy"]

@@ -45,7 +45,8 @@ def _train(data, out, **options):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("freeze, epochs", [("head-only", 3), ("gradual", 3)])
-def test_cached_features_train_what_the_frozen_network_trains(shapes, tmp_path, freeze, epochs):
+def test_cached_features_train_what_the_frozen_network_trains(shapes, tmp_path, freeze, epochs, monkeypatch):
+    monkeypatch.setenv("IMGCLF_FROZEN_ONNX", "0")  # PyTorch computes the cache: the hook counts its passes
     cached, counts, weights = _train(shapes, tmp_path / "cached", freeze=freeze, epochs=epochs, freeze_epochs=1)
     plain, plain_counts, plain_weights = _train(shapes, tmp_path / "plain", freeze=freeze, epochs=epochs, freeze_epochs=1,
                                                 cache_features=False)  # fmt: skip
@@ -61,7 +62,8 @@ def test_cached_features_train_what_the_frozen_network_trains(shapes, tmp_path, 
 
 
 @pytest.mark.slow
-def test_views_are_computed_once_each_and_the_bundle_is_the_whole_network(shapes, tmp_path):
+def test_views_are_computed_once_each_and_the_bundle_is_the_whole_network(shapes, tmp_path, monkeypatch):
+    monkeypatch.setenv("IMGCLF_FROZEN_ONNX", "0")
     result, counts, weights = _train(shapes, tmp_path / "run", freeze="head-only", epochs=2, feature_views=3, flip=True)
     n_train, n_val = result.split_sizes["train"], result.split_sizes["val"]
     assert counts == [3 * n_train + n_val, 0]
@@ -76,3 +78,17 @@ def test_a_model_whose_output_is_not_its_heads_is_not_cut(shapes, tmp_path, caps
     result, counts, _ = _train(shapes, tmp_path / "run", model="fast_cnn", freeze="head-only", epochs=2, dropout=None)
     assert "features: not cached (fast_cnn's output is not its head's output" in capsys.readouterr().err
     assert counts[1] > 0  # the frozen layers ran in the second epoch too
+
+
+@pytest.mark.slow
+def test_frozen_layers_in_onnxruntime_train_what_pytorch_trains(shapes, tmp_path, monkeypatch, capsys):
+    """On a CPU the cache is filled by onnxruntime (faster there): same features up to float
+    rounding, so the same training; PyTorch never runs the frozen layers for the cache."""
+    monkeypatch.setenv("IMGCLF_FROZEN_ONNX", "1")
+    fast, counts, weights = _train(shapes, tmp_path / "ort", freeze="head-only", epochs=2)
+    assert "the frozen layers run in onnxruntime" in capsys.readouterr().err
+    assert counts[1] == 0  # nothing ran the frozen layers after the first epoch
+    monkeypatch.setenv("IMGCLF_FROZEN_ONNX", "0")
+    _, _, plain_weights = _train(shapes, tmp_path / "torch", freeze="head-only", epochs=2)
+    for k in weights:
+        assert torch.allclose(weights[k], plain_weights[k], rtol=1e-3, atol=1e-4), k

@@ -66,7 +66,7 @@ def test_early_stopping_stops_and_keeps_the_best(shapes, tmp_path):
 
 
 def test_monitor_val_loss_keeps_the_lowest_loss_epoch(shapes, tmp_path):
-    imgclf.train(shapes, out=tmp_path / "run", epochs=4, monitor="val_loss")
+    imgclf.train(shapes, out=tmp_path / "run", epochs=4, monitor="val_loss", preset="none")
     rows = epochs_of(tmp_path / "run")
     meta = json.loads((tmp_path / "run" / "model" / "model.json").read_text())
     assert meta["epoch"] == min(rows, key=lambda r: r["val_loss"])["epoch"]

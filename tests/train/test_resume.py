@@ -133,8 +133,8 @@ def finished_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("finished")
     three = make_folder(root / "d3", per_class=8)
     four = make_folder(root / "d4", classes=("circle", "square", "triangle", "cross"), per_class=8)
-    imgclf.train(three, out=root / "three", epochs=1, batch_size=8, optimizer="sgd")
-    imgclf.train(four, out=root / "four", epochs=1, batch_size=8)
+    imgclf.train(three, out=root / "three", epochs=1, batch_size=8, optimizer="sgd", preset="none")
+    imgclf.train(four, out=root / "four", epochs=1, batch_size=8, preset="none")
     return root
 
 

@@ -37,6 +37,7 @@ from ..models.feature_cut import UpperModel, first_trainable_layer, lower_and_po
 from ..models.pretrained import Freezer
 from ..progress import log
 from .config import TrainConfig
+from .frozen_onnx import frozen_runner
 
 # Stored features beyond this stay uncached (training then runs the frozen layers every step).
 # TrashNet at 224 px, 2 views, cut below EfficientNet-Lite0's last 5 blocks: about 0.2 GB.
@@ -71,10 +72,12 @@ class CachedFeatures:
         """Compute the features now, unless they are already there."""
         if self.train is not None:
             return
-        t0, s = time.perf_counter(), self._source
+        t0, s, c = time.perf_counter(), self._source, self._source["common"]
         with _eval_mode(self.model):
-            self.train = _extract(self.model, self.start, s["train"], s["views"], s["augment"], **s["common"])
-            self.val = _extract(self.model, self.start, s["val"], 1, None, **s["common"])
+            first = torch.from_numpy(s["train"].pixels[s["train"].rows[:8]])
+            run = frozen_runner(self.model, self.start, c["preprocess"], c["device"], c["precision"], first)
+            self.train = _extract(run, s["train"], s["views"], s["augment"], c["seed"], c["shapes"], c["dtype"])
+            self.val = _extract(run, s["val"], 1, None, c["seed"], c["shapes"], c["dtype"])
         where = "the head's input" if self.start is None else f"layer {self.start} of the backbone (and the head's input)"
         log(f"features: {len(self.train):,} training images x {s['views']} view(s) + {len(self.val):,} validation images through the "
             f"frozen layers, cached at {where}: {s['bytes'] / 2**20:.0f} MB in {time.perf_counter() - t0:.1f}s")  # fmt: skip
@@ -188,7 +191,10 @@ def build_cached_features(
                 why = f"{cfg.model}'s output is not its head's output on cached features"
             shapes = _feature_shapes(model, start, preprocess, device)
     if why is None:
-        total = sum(int(np.prod(s)) * 2 for s in shapes if s is not None) * (cfg.feature_views * len(train_split) + len(val_split))
+        # Stored in the precision the layers above compute in: bf16 halves the memory and loses nothing they would keep.
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+        item = torch.empty((), dtype=dtype).element_size()
+        total = sum(int(np.prod(s)) * item for s in shapes if s is not None) * (cfg.feature_views * len(train_split) + len(val_split))
         if total > MAX_FEATURE_BYTES:
             why = f"{total / 2**30:.1f} GiB > {MAX_FEATURE_BYTES / 2**30:.0f} GiB"
     if why is not None:
@@ -197,7 +203,7 @@ def build_cached_features(
         if why != "off" and cfg.freeze != "none":
             log(f"features: not cached ({why}); the frozen layers run every step")
         return None
-    common = {"preprocess": preprocess, "device": device, "precision": precision, "seed": cfg.seed, "shapes": shapes}
+    common = {"preprocess": preprocess, "device": device, "precision": precision, "seed": cfg.seed, "shapes": shapes, "dtype": dtype}
     source = {"train": train_split, "val": val_split, "views": cfg.feature_views, "augment": augment, "bytes": total, "common": common}
     return CachedFeatures(model, start, freezer, source)
 
@@ -234,20 +240,20 @@ def _head_reads_back(model, start, split: Split, preprocess: Preprocess, device,
     return all(torch.allclose(g, expected, rtol=1e-3, atol=1e-4) for g in got)
 
 
-def _extract(model, start, split: Split, views: int, augment, *, preprocess, device, precision, seed: int, shapes) -> FeatureSet:
+def _extract(run, split: Split, views: int, augment, seed: int, shapes, dtype: torch.dtype) -> FeatureSet:
+    """``split``'s features in ``views`` views (view 0 as it is, the others augmented), through ``run``."""
     cut_shape, pooled_shape = shapes
     n = len(split)
-    cut = None if start is None else torch.empty((views, n, *cut_shape), dtype=torch.bfloat16)
-    pooled = torch.empty((views, n, *pooled_shape), dtype=torch.bfloat16)
+    cut = None if cut_shape is None else torch.empty((views, n, *cut_shape), dtype=dtype)
+    pooled = torch.empty((views, n, *pooled_shape), dtype=dtype)
     for v in range(views):
         loader = BatchLoader(split, _EXTRACT_BATCH, seed=seed, augment=augment if v else None)
         loader.set_epoch(v)  # each view its own, reproducible augmentation draws
         i = 0
         for x, _ in loader:
-            with autocast(device, precision):
-                c, p = lower_and_pooled(model, normalize(x.to(device), preprocess.mean, preprocess.std), start)
+            c, p = run(x)
             if cut is not None:
-                cut[v, i : i + len(x)] = c.to(torch.bfloat16).cpu()
-            pooled[v, i : i + len(x)] = p.to(torch.bfloat16).cpu()
+                cut[v, i : i + len(x)] = c.to(dtype).cpu()
+            pooled[v, i : i + len(x)] = p.to(dtype).cpu()
             i += len(x)
     return FeatureSet(cut, pooled, torch.from_numpy(split.labels))

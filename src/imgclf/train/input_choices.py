@@ -14,15 +14,16 @@ from ..data.header_scan import scan_headers
 from ..data.preprocess import Preprocess, grey_stats
 from ..data.resize_choice import choose_channels, choose_resize
 from ..data.sources import open_source
-from ..progress import log
 from .config import TrainConfig
 
 
 def resolve_input_choices(cfg: TrainConfig) -> tuple[str, int]:
-    """(resize mode, channels) for ``cfg``: as given, or chosen from the data (logged once, and
-    stored in ``cfg``)."""
+    """(resize mode, channels) for ``cfg``: as given, or chosen from the data (stored in ``cfg``,
+    with the line saying why in ``cfg.input_line``)."""
     if cfg.resize != "auto" and cfg.channels is not None:
         return cfg.resize, cfg.channels
+    if not cfg.data:  # no data to look at (a resolver asked about a model alone): imgclf's defaults
+        return ("crop" if cfg.resize == "auto" else cfg.resize), (3 if cfg.channels is None else cfg.channels)
     source = open_source(cfg.data)
     headers = scan_headers(source, [s.path for s in source.samples], cache_dir=cfg.cache_dir)
     said = []
@@ -32,7 +33,7 @@ def resolve_input_choices(cfg: TrainConfig) -> tuple[str, int]:
     if cfg.channels is None:
         cfg.channels, why = choose_channels([h.grey if h else None for h in headers])
         said.append(f"--channels {cfg.channels} ({why})")
-    log("input: " + "; ".join(said))
+    cfg.input_line = "input: " + "; ".join(said)  # said by fit() once the data proved trainable (as the recipe line)
     return cfg.resize, cfg.channels
 
 

@@ -35,9 +35,9 @@ def resolve_preprocess(cfg: TrainConfig, recorded: dict | None = None) -> Prepro
     stats = pretrained_preprocess(cfg.pretrained, cfg.model) if cfg.pretrained else None
     if not stats:
         return fit_to_data(Preprocess(size), cfg)
+    mean = tuple(float(v) for v in stats["mean"])
+    # A grey source run's statistics have one value; fit_to_data repeats them for an RGB model.
     return fit_to_data(Preprocess(
-        size,
-        mean=tuple(float(v) for v in stats["mean"]),
-        std=tuple(float(v) for v in stats["std"]),
-        interpolation=stats.get("interpolation", "bilinear"),
+        size, mean=mean, std=tuple(float(v) for v in stats["std"]),
+        interpolation=stats.get("interpolation", "bilinear"), channels=len(mean),
     ), cfg)  # fmt: skip

@@ -72,8 +72,8 @@ PRESET_NAMES = (AUTO, NONE, *PRESETS)
 def apply_preset(config, explicit: set[str]) -> None:
     """Set ``config``'s options from its preset, except those in ``explicit``; ``auto`` first
     picks the preset from the data (:func:`.recipe.resolve_auto`)."""
-    if config.preset is None:  # config.yaml files written before `auto` existed say null
-        config.preset = NONE
+    if config.preset is None:  # config.yaml files written before `auto` existed say null: the plain defaults
+        return
     if config.preset == AUTO:
         from .recipe import resolve_auto
 

@@ -24,7 +24,6 @@ import statistics
 from dataclasses import dataclass
 
 from ..errors import UserError
-from ..progress import log
 
 TINY_SIDE = 64  # "about 64 px or less": 8-px digits, 32-px CIFAR, 64-px thumbnails
 FAST_SMALL_MIN_SIZE = 16  # fast_cnn: 2x2 stem, three 2x2 max-pools
@@ -108,14 +107,13 @@ def choose_recipe(profile: DataProfile, cfg, explicit: set[str]) -> Recipe:
 
 def resolve_auto(cfg, explicit: set[str]) -> str | None:
     """Pick the recipe for ``cfg.data`` and apply it (explicit options win); returns the log line,
-    or None when the data cannot be read (the plain defaults then apply, and training reports
-    the data's problem itself)."""
+    or None when the data cannot be read: ``preset`` then stays ``auto`` over the plain defaults,
+    and training reports the data's problem itself."""
     from .presets import apply_named_preset
 
     try:
         profile = profile_data(cfg.data, cfg.cache_dir)
     except UserError:
-        cfg.preset = "none"
         return None
     recipe = choose_recipe(profile, cfg, explicit)
     cfg.preset = recipe.preset
@@ -124,5 +122,7 @@ def resolve_auto(cfg, explicit: set[str]) -> str | None:
         if key not in explicit:
             setattr(cfg, key, value)
     line = f"recipe: {recipe.reason} ({profile.describe()}); --preset none for the plain defaults"
-    log(line)
+    # Said by fit() once the data proved trainable: a mistake (no --out, an unknown model, one
+    # class) then stays the one sentence a person reads.
+    cfg.recipe_line = line
     return line
