@@ -12,18 +12,19 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .api_predict import PredictResult, predict_images  # noqa: F401 (part of the API, kept in its own file)
 from .errors import UserError
 from .train.config import TrainConfig, option_help, resolve
 
 if TYPE_CHECKING:
     from .evaluate.evaluate import EvalResult
     from .export.export import ExportResult
-    from .predict import Prediction, Predictor
+    from .predict import Predictor
     from .train.callbacks import Callback
     from .train.fit import TrainResult
     from .train.lr_find import LRFindResult
 
-_RESUME_OPTIONS = {"epochs", "device", "checkpoint_every", "cache_dir", "log", "log_dir", "tracking_uri"}
+_RESUME_OPTIONS = {"epochs", "device", "checkpoint_every", "cache_dir", "log", "log_dir", "tracking_uri", "nproc"}
 
 
 class Default:
@@ -60,10 +61,14 @@ def train(
     epochs: int = _DEFAULT.epochs,
     time: str | float | None = _DEFAULT.time,
     img_size: int | None = _DEFAULT.img_size,
+    resize: str = _DEFAULT.resize,
+    channels: int | None = _DEFAULT.channels,
     batch_size: int = _DEFAULT.batch_size,
     pretrained: str | None = _DEFAULT.pretrained,
     freeze: str = _DEFAULT.freeze,
     freeze_epochs: int = _DEFAULT.freeze_epochs,
+    cache_features: bool = _DEFAULT.cache_features,
+    feature_views: int = _DEFAULT.feature_views,
     layer_decay: float = _DEFAULT.layer_decay,
     optimizer: str = _DEFAULT.optimizer,
     lr: float | str = _DEFAULT.lr,
@@ -103,12 +108,15 @@ def train(
     val_fraction: float = _DEFAULT.val_fraction,
     test_fraction: float = _DEFAULT.test_fraction,
     group_column: str | None = _DEFAULT.group_column,
+    group_duplicates: bool = _DEFAULT.group_duplicates,
+    allow_leakage: bool = _DEFAULT.allow_leakage,
     splits: str | None = _DEFAULT.splits,
     seed: int = _DEFAULT.seed,
     precision: str = _DEFAULT.precision,
     checkpoint_every: int = _DEFAULT.checkpoint_every,
     compile: bool = _DEFAULT.compile,
     device: str = _DEFAULT.device,
+    nproc: int = _DEFAULT.nproc,
     cache_dir: str | None = _DEFAULT.cache_dir,
     log: list[str] | str | None = _DEFAULT.log,
     log_dir: str | None = _DEFAULT.log_dir,
@@ -136,6 +144,12 @@ def train(
     if resume is not None:
         return _resume(Path(resume), given, callbacks)
     cfg = resolve(config, **given)  # a wrong option fails here, before PyTorch loads
+    from .launch import needs_launch
+
+    if needs_launch(cfg.nproc):  # nproc > 1: start the processes (imgclf.launch) instead of training here
+        from .train.distributed_launch import launch_training
+
+        return launch_training(cfg.validate(), overwrite=overwrite, callbacks=callbacks)
     from .train.fit import fit
 
     return fit(cfg, overwrite=overwrite, **({"callbacks": list(callbacks)} if callbacks else {}))
@@ -164,6 +178,12 @@ def _resume(run: Path, options: dict, callbacks=()) -> TrainResult:
     extend = resumed.pop("epochs", None)
     for key, value in resumed.items():
         setattr(cfg, key, value)
+    from .launch import needs_launch
+
+    if needs_launch(cfg.nproc):
+        from .train.distributed_launch import launch_resume
+
+        return launch_resume(run, {**resumed, **({"epochs": extend} if extend else {})}, cfg.validate().nproc, callbacks=callbacks)
     return fit(cfg, resume=True, extend_epochs=extend, callbacks=list(callbacks))
 
 
@@ -213,55 +233,6 @@ def load(
     from .predict import load as _load
 
     return _load(_run_path(path), device=device, precision=precision, backend=backend)
-
-
-@dataclass
-class PredictResult:
-    """What `imgclf predict` shows: ``predictions`` (all, or only the unsure ones), out of ``total``
-    inputs of which ``errors`` could not be read and ``unsure`` were below the run's threshold."""
-
-    predictions: list[Prediction]
-    total: int
-    errors: int
-    unsure: int
-    top_k: int
-    output: Path | None = None
-    only_unsure: bool = False
-
-
-def predict_images(
-    run: str | os.PathLike | TrainResult,
-    inputs: list[str],
-    *,
-    top_k: int = 3,
-    batch_size: int = 64,
-    limit: int | None = None,
-    backend: str = "auto",
-    only_unsure: bool = False,
-    output: str | os.PathLike | None = None,
-) -> PredictResult:
-    """`imgclf predict`: labels for files, folders, glob patterns and ``builtin:NAME`` datasets,
-    optionally only the unsure ones, written to ``output`` (.csv or .json) when given."""
-    from .predict import builtin_inputs, expand_inputs, write_predictions
-
-    out = Path(output) if output else None
-    if out is not None and out.suffix.lower() not in (".csv", ".json"):
-        raise UserError(f"--output must end in .csv or .json, not {out.suffix or 'nothing'}")
-    predictor = load(run, backend=backend)
-    items: list = []
-    for spec in inputs:
-        items += builtin_inputs(spec, limit) if spec.startswith("builtin:") else expand_inputs([spec])
-    items = items[:limit] if limit else items
-    preds = list(predictor.predict(items, top_k=top_k, batch_size=batch_size))
-    unsure = [p for p in preds if p.unsure is True]
-    readable = [p for p in preds if not p.error]
-    if only_unsure and readable and all(p.unsure is None for p in readable):
-        where = _run_path(run)
-        raise UserError(f"{where} has no confidence threshold yet, so no image can be called unsure; run `imgclf evaluate {where}` first")
-    shown = unsure if only_unsure else preds
-    if out is not None:
-        write_predictions(out, shown)
-    return PredictResult(shown, len(preds), sum(1 for p in preds if p.error), len(unsure), top_k, out, only_unsure)
 
 
 def export(run: str | os.PathLike | TrainResult, **options) -> ExportResult:

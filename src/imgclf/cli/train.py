@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
-from .. import api
+from .. import api, launch
 from . import render
 from .options import CONTEXT, config_options, given
 
@@ -25,7 +27,14 @@ def _train(data, out, config_file, overwrite, resume, **options) -> None:
     options = given(options)
     if out:
         options["out"] = out
-    render.trained(api.train(data, config=config_file, overwrite=overwrite, resume=resume, **options))
+    with launch.worker_reports():  # in a process of --nproc N: errors and the result go to the launcher
+        result = api.train(data, config=config_file, overwrite=overwrite, resume=resume, **options)
+        if launch.REPORT_ENV in os.environ:
+            from ..train.distributed_launch import result_to_json
+
+            launch.report(result_to_json(result))
+    if launch.shows_output():  # one summary, however many processes trained
+        render.trained(result)
 
 
 train = click.Command(
@@ -62,6 +71,6 @@ lr_find = click.Command(
         click.Option(["--steps"], default=100, show_default=True, help="steps of the range test"),
         click.Option(["--start-lr"], default=1e-7, show_default=True),
         click.Option(["--end-lr"], default=10.0, show_default=True),
-        *config_options(exclude=("lr",)),
+        *config_options(exclude=("lr", "nproc")),
     ],
 )  # fmt: skip

@@ -4,6 +4,11 @@ The loader yields uint8 NHWC tensors; normalisation happens in the training step
 the whole batch. Without shuffling, batches follow the split's sample order. On a GPU the split's
 pixels are copied to device memory once (when they fit), so gathering and augmenting never leave
 the GPU.
+
+In a data-parallel run each process is one ``rank`` of ``world_size``: every rank draws the same
+epoch order (from the seed and the epoch alone), cuts each global batch of ``batch_size`` into
+``world_size`` contiguous parts and keeps its own, so the ranks' parts together are exactly the
+batch one process would take; ``len()`` stays the number of global batches.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ class BatchLoader:
         augment: Callable | None = None,
         device: torch.device | str = "cpu",
         balanced: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
     ):
         self.split = split
         self.batch_size = batch_size
@@ -39,6 +46,7 @@ class BatchLoader:
         self.seed = seed
         self.augment = augment
         self.balanced = balanced
+        self.rank, self.world_size = rank, world_size
         self.epoch = 0
         self.generator: torch.Generator | None = None  # the current epoch's augmentation draws
         self._resume: tuple[int, torch.Tensor] | None = None
@@ -51,6 +59,12 @@ class BatchLoader:
     def __len__(self) -> int:
         n = len(self.split)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def shard(self, rank: int, world_size: int) -> None:
+        """Yield only ``rank``'s part of each global batch from now on (data-parallel training)."""
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not one of {world_size} processes")
+        self.rank, self.world_size = rank, world_size
 
     def set_epoch(self, epoch: int) -> None:
         """Each epoch has its own, reproducible order and augmentation draws."""
@@ -71,7 +85,7 @@ class BatchLoader:
             order = rng.choice(n, size=n, replace=True, p=p / p.sum())
         else:
             order = rng.permutation(n) if self.shuffle else np.arange(n)
-        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        gen = torch.Generator().manual_seed(self._augment_seed(int(rng.integers(2**62))))
         start = 0
         if self._resume is not None:
             (start, state), self._resume = self._resume, None
@@ -79,6 +93,8 @@ class BatchLoader:
         self.generator = gen
         for b in range(start, len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            if self.world_size > 1:
+                idx = np.array_split(idx, self.world_size)[self.rank]
             if self._resident is not None:
                 i = torch.from_numpy(idx).to(self.device, non_blocking=True)
                 x, y = self._resident[i], self._labels[i]
@@ -93,3 +109,8 @@ class BatchLoader:
             if self.augment is not None:
                 x = self.augment(x, gen, indices=torch.from_numpy(idx), epoch=self.epoch)
             yield x, y
+
+    def _augment_seed(self, epoch_seed: int) -> int:
+        """Rank 0 draws as a single process does; the other ranks get their own streams (the same
+        draws on every rank would give the images at the same position of each part the same crop)."""
+        return epoch_seed if self.rank == 0 else int(np.random.default_rng([epoch_seed, self.rank]).integers(2**62))

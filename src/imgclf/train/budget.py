@@ -25,6 +25,9 @@ class StepPlan:
         self.steps_per_epoch, self.budget, self.t_start, self.clock = steps_per_epoch, budget, t_start, clock
         self.total = epochs * steps_per_epoch
         self.t_train, self.step0 = t_start, 0
+        # Data-parallel runs set this to a broadcast of rank 0's number, so that every rank ends
+        # at the same step (a rank left waiting in a collective would hang).
+        self.share: Callable[[int], int] | None = None
 
     def start(self, step: int = 0) -> None:
         """Training (re)starts at ``step``: speed is measured from here."""
@@ -39,6 +42,8 @@ class StepPlan:
         remaining = self.budget - (now - self.t_start)
         # 2% spare: the last epoch's validation and checkpoint come after the last step.
         self.total = max(step, step + int(0.98 * remaining / per_step)) if per_step > 0 else self.total
+        if self.share is not None:
+            self.total = self.share(self.total)
 
     def of_epochs(self) -> str:
         """"/N" epochs planned, or "/~N" when a budget makes it an estimate (for log lines)."""

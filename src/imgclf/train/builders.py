@@ -29,7 +29,9 @@ from .budget import Clock, StepPlan, parse_duration
 from .callbacks import Callback, Callbacks
 from .config import TrainConfig
 from .context import TrainContext
+from .distributed import local_main_first
 from .engine import TrainStep
+from .feature_cache import FeatureLoader, build_cached_features
 from .losses import balanced_class_weights, make_criterion
 from .mix import Mixer
 from .optim import layer_decay_scales, make_optimizer
@@ -45,12 +47,13 @@ def prepare_data(cfg: TrainConfig, preprocess: Preprocess, *, splits_from: Path 
     leakage = "ignore" if splits_from is not None else "warn" if cfg.allow_leakage else "refuse"
     if splits_from is None and cfg.splits:
         splits_from = Path(cfg.splits).expanduser()
-    return prepare(
-        cfg.data, preprocess,
-        val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed,
-        group_column=cfg.group_column, cache_dir=cfg.cache_dir, splits_from=splits_from,
-        group_duplicates=cfg.group_duplicates, leakage=leakage,
-    )  # fmt: skip
+    with local_main_first():  # DDP hook: local rank 0 fills the decode cache, then the machine's other ranks read it
+        return prepare(
+            cfg.data, preprocess,
+            val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed,
+            group_column=cfg.group_column, cache_dir=cfg.cache_dir, splits_from=splits_from,
+            group_duplicates=cfg.group_duplicates, leakage=leakage,
+        )  # fmt: skip
 
 
 def check_trainable(cfg: TrainConfig, data: PreparedData) -> None:
@@ -155,10 +158,11 @@ def build_training(
     train_split = data.split("train")
     model, pretrained = build_model(cfg, len(data.classes), train_split, preprocess, device, load_weights=not resume)
     freezer = Freezer(model, cfg.freeze, cfg.freeze_epochs)
-    loader = build_loader(cfg, train_split, device)
+    features = build_cached_features(cfg, model, freezer, data, preprocess, device, precision, build_augment(cfg))
+    loader = FeatureLoader(features, cfg, device, build_augment(cfg)) if features else build_loader(cfg, train_split, device)
     # The compiled module shares its parameters with ``model``: the optimiser, weight averaging
-    # and the saved bundle all work on ``model`` itself.
-    step_model = torch.compile(model) if cfg.compile else model
+    # and the saved bundle all work on ``model`` itself (so does the part above a feature cut).
+    step_model = features.view(model) if features else torch.compile(model) if cfg.compile else model
     plan = StepPlan(len(loader), cfg.epochs, parse_duration(cfg.time) if cfg.time else None, t_start, clock)
     state = TrainState()
     schedule = CycleSchedule(
@@ -170,7 +174,7 @@ def build_training(
         step_model=step_model, step=step, loader=loader, freezer=freezer, plan=plan, state=state,
         callbacks=Callbacks(callbacks), clock=clock, t_start=t_start,
         averager=Lookahead(model, plan.total) if cfg.weight_averaging == "lookahead" else None,
-        ema=EMA(model, cfg.ema_decay) if cfg.weight_averaging == "ema" else None,
+        ema=EMA(model, cfg.ema_decay) if cfg.weight_averaging == "ema" else None, features=features,
     )  # fmt: skip
     return ctx, pretrained
 
@@ -186,5 +190,5 @@ def describe_training(ctx: TrainContext) -> str:
         f"{length} of {len(ctx.loader)} steps each; augmentation: {', '.join(ctx.loader.augment.describe() + step.mixer.describe())}"
         + (f"; loss {cfg.loss}" + (", class weights" if weighted else "") if cfg.loss != "ce" or weighted else "")
         + ("; balanced sampler" if cfg.sampler == "balanced" else "")
-        + (f"; preset {cfg.preset}" if cfg.preset else "")
+        + (f"; preset {cfg.preset}" if cfg.preset not in (None, "none") else "")
     )

