@@ -116,6 +116,22 @@ def make_served_run(digits_run: Path, dest: Path, *, all_unsure: bool = True, ba
     return run
 
 
+BUNDLE_CLASSES = ["cat", "dog", "eel"]
+
+
+def make_bundle(run: Path, seed: int = 0) -> Path:
+    """A run holding only an untrained RGB simple_cnn bundle: a servable model with no training."""
+    import torch
+
+    from imgclf.inference.bundle import save_bundle
+    from imgclf.models.factory import create_model
+
+    torch.manual_seed(seed)
+    save_bundle(create_model("simple_cnn", len(BUNDLE_CLASSES)), run / "model", architecture="simple_cnn",
+                classes=BUNDLE_CLASSES, preprocess={"img_size": 32})  # fmt: skip
+    return run
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

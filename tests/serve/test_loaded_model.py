@@ -10,23 +10,11 @@ import threading
 import numpy as np
 import pytest
 from PIL import Image
-from serve_helpers import point_link, wait_for
+from serve_helpers import BUNDLE_CLASSES as CLASSES
+from serve_helpers import make_bundle, point_link, wait_for
 
-from imgclf.inference.bundle import save_bundle
-from imgclf.models.factory import create_model
 from imgclf.serve.loaded_model import LoadedModel, model_signature
 from imgclf.serve.settings import ServeSettings
-
-CLASSES = ["cat", "dog", "eel"]
-
-
-def make_bundle(run, seed: int = 0):
-    import torch
-
-    torch.manual_seed(seed)
-    save_bundle(create_model("simple_cnn", len(CLASSES)), run / "model", architecture="simple_cnn", classes=CLASSES,
-                preprocess={"img_size": 32})  # fmt: skip
-    return run
 
 
 @pytest.fixture

@@ -35,8 +35,8 @@ def test_in_flight_requests_finish_on_the_old_model(runs, tmp_path):
     service.start()
     try:
         assert service.ready
-        pixels = np.zeros((32, 32, 3), np.uint8)
-        with service.using_model() as old:  # a request that started before the reload
+        with service.using_model() as old:
+            pixels = np.zeros(old.predictor.preprocess.shape, np.uint8)  # (32, 32, channels)  # a request that started before the reload
             point_link(link, b)
             result = service.reload()
             assert result["reloaded"] is True and result["previous_version"] == old.version

@@ -50,6 +50,7 @@ def test_a_missing_run_is_refused(tmp_path, no_env):
 def test_a_folder_without_a_model_is_refused_before_starting(tmp_path, no_env):
     with pytest.raises(UserError, match="no model.json"):
         server.serve(fake_run(tmp_path), store=str(tmp_path / "store"))
+    assert not (tmp_path / "store").exists()  # nothing made for a run that cannot be served
 
 
 def test_key_given_twice_or_too_short(tmp_path, no_env):

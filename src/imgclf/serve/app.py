@@ -74,7 +74,7 @@ async def _start_then_watch(service: Service) -> None:
     while True:
         await asyncio.sleep(min(interval, METRICS_REFRESH_SECONDS) if interval else METRICS_REFRESH_SECONDS)
         try:
-            if interval:
+            if interval or not service.ready:  # a service that failed to start keeps trying, watching or not
                 await asyncio.to_thread(service.watch_once)
             if time.monotonic() - last_refresh >= METRICS_REFRESH_SECONDS:
                 last_refresh = time.monotonic()

@@ -100,10 +100,10 @@ def _check_model_and_store(settings: ServeSettings) -> str:
     from .loaded_model import LoadedModel
     from .store import open_store
 
-    with open_store(settings.store_spec()):
-        pass
-    model = LoadedModel(settings)
+    model = LoadedModel(settings)  # first: a mistyped run must not leave an empty store behind
     try:
+        with open_store(settings.store_spec()):
+            pass
         return model.version
     finally:
         model.retire(timeout=5)

@@ -47,10 +47,12 @@ class Service:
     # ------------------------------------------------------------------ life cycle
 
     def start(self) -> None:
-        """Open the store and load the model (seconds: call it off the event loop)."""
+        """Open the store and load the model (seconds: call it off the event loop). Until both
+        succeed, /v1/ready says why, and the watcher calls this again."""
         try:
-            self.store = open_store(self.settings.store_spec())
-            self._store_writer = MicroBatcher(self.store.record_predictions, max_batch=256, max_wait_s=0.0, name="store")
+            if self.store is None:
+                self.store = open_store(self.settings.store_spec())
+                self._store_writer = MicroBatcher(self.store.record_predictions, max_batch=256, max_wait_s=0.0, name="store")
             self.reload(force=True)
         except Refused as exc:
             self.not_ready = exc.reason
@@ -114,8 +116,12 @@ class Service:
                     "previous_version": previous.version if previous else None, "worker": os.getpid()}  # fmt: skip
 
     def watch_once(self) -> None:
-        """Reload when the model at RUN changed (a moved `current` link, a retrained run)."""
-        if self.model is None or model_signature(self.settings.run) == self.model.signature:
+        """Reload when the model at RUN changed (a moved `current` link, a retrained run); keep
+        trying to start when starting failed (a link caught mid-promotion, a store not up yet)."""
+        if not self.ready:
+            self.start()
+            return
+        if model_signature(self.settings.run) == self.model.signature:
             return
         try:
             self.reload()
@@ -184,9 +190,9 @@ class Service:
             self._class_index(model, label)
             if image is not None:  # only images the model can read become training data
                 decode_upload(image, model.predictor.preprocess, self.settings.max_pixels)
-        if prediction_id is not None and self.store.get_prediction(prediction_id) is None:
+        if prediction_id is not None and self._store().get_prediction(prediction_id) is None:
             raise Refused(404, f"no prediction {prediction_id} in the store")
-        record = self.store.add_feedback(label, who=who or "anonymous", prediction_id=prediction_id,
+        record = self._store().add_feedback(label, who=who or "anonymous", prediction_id=prediction_id,
                                          image=image.data if image else None, note=note)  # fmt: skip
         metrics.FEEDBACK.labels(source=record.source).inc()
         return _feedback_dict(record)
