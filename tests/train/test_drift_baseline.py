@@ -116,3 +116,17 @@ def test_evaluation_can_refresh_the_confidence_under_its_temperature(tmp_path):
     }
     assert after["source"]["confidence_temperature"] == 1.7
     assert not refresh_confidence(tmp_path / "no-such-run", softer, temperature=1.0)
+
+
+def test_evaluate_refreshes_the_confidence_baseline_under_its_temperature(digits_baseline_run, tmp_path):
+    """Serving compares calibrated confidences: after `imgclf evaluate` fits a temperature, the
+    baseline's confidence sample is the validation split's under that temperature."""
+    run = copy_run(digits_baseline_run, tmp_path / "run")
+    imgclf.evaluate(run, robustness=False, explain=False, label_issues=False)
+    meta = json.loads((run / "model" / "model.json").read_text())
+    baseline = json.loads((run / "model" / BASELINE_FILE).read_text())
+    assert baseline["source"]["confidence_temperature"] == pytest.approx(meta["temperature"])
+    pixels, _ = served(run, split_paths(run, "val"))
+    expected = np.sort(imgclf.load(run).probabilities(pixels).max(1))  # what serving sees, calibrated
+    got = np.sort(np.asarray(baseline["statistics"]["confidence"]["sample"], dtype=np.float64))
+    np.testing.assert_allclose(got, expected, atol=1e-3)

@@ -24,6 +24,7 @@ from ..inference.forward import softmax
 from ..inference.names import TTA_MODES
 from ..predict import Predictor, load
 from ..runs import Run, atomic_write_text, open_run, write_csv, write_json
+from ..train.drift_baseline import refresh_confidence
 from . import galleries, plots
 from .calibration import calibration_report
 from .metrics import (
@@ -123,7 +124,7 @@ def evaluate(
         val_confidence=softmax(val_logits, t).max(1) if val_logits is not None else None,
         val_correct=softmax(val_logits, t).argmax(1) == val.labels if val_logits is not None else None,
     )  # fmt: skip
-    _store_in_bundle(r, calibration, selective)
+    _store_in_bundle(r, calibration, selective, softmax(val_logits, t).max(1) if val_logits is not None else None)
     predictor.temperature = t
 
     metrics.update(
@@ -213,12 +214,16 @@ def _logits(predictor: Predictor, part: Split, batch_size: int, tta: str) -> np.
     return predictor.batch_logits((x for x, _ in BatchLoader(part, batch_size)), tta=tta)
 
 
-def _store_in_bundle(r: Run, calibration: dict, selective: dict) -> None:
+def _store_in_bundle(r: Run, calibration: dict, selective: dict, val_confidence: np.ndarray | None) -> None:
     """Temperature and "unsure" threshold go into model.json, where predict, export and serve
-    read them; only when fitted on validation data (never tuned on the split they are graded on)."""
+    read them; only when fitted on validation data (never tuned on the split they are graded on).
+    The drift baseline's confidence is then refreshed under the new temperature, so that serving
+    compares its (calibrated) confidences with calibrated ones."""
     updates: dict = {}
     if calibration["fitted_on"] == "val":
         updates["temperature"] = calibration["temperature"]
+        if val_confidence is not None:
+            refresh_confidence(r.model_dir, val_confidence, calibration["temperature"])
     if selective["chosen_on"] == "val":
         u = selective["unsure_threshold"]
         updates["unsure_threshold"] = None if u is None else {
