@@ -220,3 +220,11 @@ def test_api_load_takes_a_precision(tmp_path):
     imgclf.train(data, out=tmp_path / "run", epochs=1, batch_size=8)
     assert imgclf.load(tmp_path / "run", precision="fp32").precision == "fp32"
     assert imgclf.load(tmp_path / "run", precision="bf16").precision == "bf16"
+
+
+def test_an_image_size_too_small_for_the_model_is_one_sentence_and_leaves_no_run(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "builtin:digits", "--model", "lenet5", "--img-size", "8", "--epochs", "1", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "error: lenet5 cannot take 8 px images" in err and "--img-size" in err
+    assert "Traceback" not in err and not (tmp_path / "r").exists()

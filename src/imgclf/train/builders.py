@@ -88,6 +88,7 @@ def build_model(cfg: TrainConfig, num_classes: int, train_split: Split, preproce
     model = create_model(
         cfg.model, num_classes, img_size=cfg.img_size, drop_rate=cfg.dropout, drop_path_rate=cfg.drop_path or None, **channels
     )
+    _check_input_size(model, cfg.model, preprocess)
     model = model.to(device).to(memory_format=torch.channels_last)
     if hasattr(model, "data_init"):  # e.g. fast_cnn's whitening stem, computed from training images
         # A random sample: listings are often sorted by class, and one class's statistics are not the data's.
@@ -98,6 +99,21 @@ def build_model(cfg: TrainConfig, num_classes: int, train_split: Split, preproce
     if cfg.pretrained and load_weights:
         report = load_pretrained(model, cfg.pretrained, architecture=cfg.model)
     return model, report
+
+
+def _check_input_size(model, name: str, preprocess: Preprocess) -> None:
+    """One image through the new model (eval mode, on the CPU, milliseconds): an input too small
+    for its poolings is one sentence here, not a traceback from inside the first training step."""
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, preprocess.channels, preprocess.img_size, preprocess.img_size))
+    except RuntimeError as exc:
+        raise UserError(
+            f"{name} cannot take {preprocess.img_size} px images ({str(exc).splitlines()[0][:120]}); give a larger --img-size"
+        ) from None
+    finally:
+        model.train(was_training)
 
 
 def build_augment(cfg: TrainConfig) -> Augment:
