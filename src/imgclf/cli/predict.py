@@ -20,7 +20,7 @@ from .options import CONTEXT
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--limit", type=int, help="predict at most this many images")
 @click.option("--backend", default="auto", show_default=True, type=click.Choice(BACKENDS),
-              help="auto: the run's ONNX export when it matches the current weights, else PyTorch")
+              help="auto: the run's ONNX export when it passed its export check for the current weights (parity.json), else PyTorch")
 @click.option("--only-unsure", is_flag=True,
               help="list (and write to --output) only the images below the confidence threshold `imgclf evaluate` stored")
 @click.option("--nproc", default=1, show_default=True, type=click.IntRange(min=1),
