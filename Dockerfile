@@ -13,8 +13,7 @@
 # model goes into service without a new image. Feedback goes to the store at /data/feedback
 # (SQLite; give --store postgresql://... for several replicas, as deploy/k8s.yaml does).
 #
-# Requires the pages (src/imgclf/serve/pages/*) to be package data in pyproject.toml
-# ([tool.setuptools.package-data] "imgclf.serve" = ["pages/*"]), so `pip install .` ships them.
+# The pages (src/imgclf/serve/pages/*) are package data in pyproject.toml, so `pip install .` ships them.
 
 ARG PYTHON_VERSION=3.11
 
