@@ -164,3 +164,21 @@ def test_a_second_training_into_a_run_in_use_is_refused(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_evaluate_and_export_wait_for_no_one_they_refuse_a_run_in_use(digits_run_copy):
+    """One writer per run: evaluate and export write into the run, so a run another process holds
+    (a training, another evaluation) is refused with the holder named, and nothing is written."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(digits_run_copy)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(UserError, match=f"in use by process {holder.pid}"):
+            imgclf.evaluate(digits_run_copy, robustness=False, explain=False)
+        with pytest.raises(UserError, match=f"in use by process {holder.pid}"):
+            imgclf.export(digits_run_copy)
+        assert not (digits_run_copy / "eval").exists() and not (digits_run_copy / "export").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    imgclf.evaluate(digits_run_copy, robustness=False, explain=False)  # free again: it runs
+    assert (digits_run_copy / "eval" / "metrics.json").exists()

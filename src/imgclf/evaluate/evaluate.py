@@ -23,7 +23,7 @@ from ..inference.bundle import read_meta, update_bundle_meta
 from ..inference.forward import softmax
 from ..inference.names import TTA_MODES
 from ..predict import Predictor, load
-from ..runs import Run, atomic_write_text, open_run, write_csv, write_json
+from ..runs import Run, atomic_write_text, open_run, run_lock, write_csv, write_json
 from ..train.drift_baseline import refresh_confidence
 from . import galleries, plots
 from .calibration import calibration_report
@@ -92,87 +92,88 @@ def evaluate(
     if tolerance < 0:
         raise UserError(f"--tolerance must be 0 or more, not {tolerance}")
     r = open_run(run)
-    predictor = load(r.root, precision=precision, backend="torch")
-    mode = _resolve_tta(tta, predictor.tta)
-    images, prepared = _prepare(r, predictor, data, split, group_by)
-    spec = images.spec
-    part = prepared.split(split)
-    val = prepared.split("val") if split != "val" else part
-    groups = _groups(part, group_by, split) if group_by else None
-    classes = predictor.classes
-    out = r.eval_dir
-    out.mkdir(parents=True, exist_ok=True)
+    with run_lock(r.root):  # one writer per run: a training or another evaluation of it is refused, naming its process
+        predictor = load(r.root, precision=precision, backend="torch")
+        mode = _resolve_tta(tta, predictor.tta)
+        images, prepared = _prepare(r, predictor, data, split, group_by)
+        spec = images.spec
+        part = prepared.split(split)
+        val = prepared.split("val") if split != "val" else part
+        groups = _groups(part, group_by, split) if group_by else None
+        classes = predictor.classes
+        out = r.eval_dir
+        out.mkdir(parents=True, exist_ok=True)
 
-    # Logits once per TTA mode needed: the evaluated one, the deployed one (what predict uses,
-    # so what calibration must describe) and "none" for the effect of TTA.
-    deployed = predictor.tta
-    modes = {mode, deployed} | ({"none"} if mode != "none" or deployed != "none" else set())
-    logits = {m: _logits(predictor, part, batch_size, m) for m in sorted(modes)}
-    val_logits = _logits(predictor, val, batch_size, deployed) if len(val) else None
+        # Logits once per TTA mode needed: the evaluated one, the deployed one (what predict uses,
+        # so what calibration must describe) and "none" for the effect of TTA.
+        deployed = predictor.tta
+        modes = {mode, deployed} | ({"none"} if mode != "none" or deployed != "none" else set())
+        logits = {m: _logits(predictor, part, batch_size, m) for m in sorted(modes)}
+        val_logits = _logits(predictor, val, batch_size, deployed) if len(val) else None
 
-    calibration = calibration_report(
-        val_logits, val.labels if len(val) else None, logits[deployed], part.labels,
-        previous_temperature=predictor.temperature,
-    )  # fmt: skip
-    t = calibration["temperature"]
-    probs = softmax(logits[mode], t)
-    metrics = classification_metrics(part.labels, probs, classes)
-    metrics["accuracy_ci95"] = accuracy_interval(int((probs.argmax(1) == part.labels).sum()), metrics["n"])
-    deployed_probs = softmax(logits[deployed], t)
-    selective = selective_report(
-        deployed_probs.max(1), deployed_probs.argmax(1) == part.labels, target_accuracy,
-        val_confidence=softmax(val_logits, t).max(1) if val_logits is not None else None,
-        val_correct=softmax(val_logits, t).argmax(1) == val.labels if val_logits is not None else None,
-    )  # fmt: skip
-    _store_in_bundle(r, calibration, selective, softmax(val_logits, t).max(1) if val_logits is not None else None)
-    predictor.temperature = t
+        calibration = calibration_report(
+            val_logits, val.labels if len(val) else None, logits[deployed], part.labels,
+            previous_temperature=predictor.temperature,
+        )  # fmt: skip
+        t = calibration["temperature"]
+        probs = softmax(logits[mode], t)
+        metrics = classification_metrics(part.labels, probs, classes)
+        metrics["accuracy_ci95"] = accuracy_interval(int((probs.argmax(1) == part.labels).sum()), metrics["n"])
+        deployed_probs = softmax(logits[deployed], t)
+        selective = selective_report(
+            deployed_probs.max(1), deployed_probs.argmax(1) == part.labels, target_accuracy,
+            val_confidence=softmax(val_logits, t).max(1) if val_logits is not None else None,
+            val_correct=softmax(val_logits, t).argmax(1) == val.labels if val_logits is not None else None,
+        )  # fmt: skip
+        _store_in_bundle(r, calibration, selective, softmax(val_logits, t).max(1) if val_logits is not None else None)
+        predictor.temperature = t
 
-    metrics.update(
-        split=split,
-        data=str(spec),
-        images_skipped=len(prepared.skipped),
-        skipped=prepared.skipped,
-        temperature=t,
-        tta=mode,
-        deployed_tta=deployed,
-        calibration=calibration,
-        selective={k: v for k, v in selective.items() if k != "curve"},
-    )
-    if len(modes) > 1:  # TTA is in play: score it against no TTA on the same images
-        with_tta = mode if mode != "none" else deployed
-        metrics["tta_effect"] = tta_effect(part.labels, softmax(logits["none"], t), softmax(logits[with_tta], t), with_tta)
-    if groups is not None:
-        metrics["subgroups"] = subgroup_metrics(part.labels, probs.argmax(1), groups, column=group_by, tolerance=tolerance)
+        metrics.update(
+            split=split,
+            data=str(spec),
+            images_skipped=len(prepared.skipped),
+            skipped=prepared.skipped,
+            temperature=t,
+            tta=mode,
+            deployed_tta=deployed,
+            calibration=calibration,
+            selective={k: v for k, v in selective.items() if k != "curve"},
+        )
+        if len(modes) > 1:  # TTA is in play: score it against no TTA on the same images
+            with_tta = mode if mode != "none" else deployed
+            metrics["tta_effect"] = tta_effect(part.labels, softmax(logits["none"], t), softmax(logits[with_tta], t), with_tta)
+        if groups is not None:
+            metrics["subgroups"] = subgroup_metrics(part.labels, probs.argmax(1), groups, column=group_by, tolerance=tolerance)
 
-    write_json(out / "metrics.json", metrics)
-    _write_tables(out, metrics, classes, part, probs, selective["curve"])
-    _write_figures(out, r, metrics, calibration, selective)
-    top = galleries.top_losses(part, probs, classes, out)
+        write_json(out / "metrics.json", metrics)
+        _write_tables(out, metrics, classes, part, probs, selective["curve"])
+        _write_figures(out, r, metrics, calibration, selective)
+        top = galleries.top_losses(part, probs, classes, out)
 
-    sections: dict[str, str] = {}  # optional section -> "done" or why not
-    robust = None
-    if robustness:
-        robust = _robustness(r, data, split, predictor, mode, robustness_limit or None, sections)
-    else:
-        sections["robustness"] = "not run (--no-robustness)"
-    if explain:
-        _explain(predictor, part, probs, out, sections)
-    else:
-        sections["gradcam"] = "not run (--no-explain)"
-    issues = _label_issues(r, label_issues, data if images.reuses_split else None, prepared, predictor, out, sections)
+        sections: dict[str, str] = {}  # optional section -> "done" or why not
+        robust = None
+        if robustness:
+            robust = _robustness(r, data, split, predictor, mode, robustness_limit or None, sections)
+        else:
+            sections["robustness"] = "not run (--no-robustness)"
+        if explain:
+            _explain(predictor, part, probs, out, sections)
+        else:
+            sections["gradcam"] = "not run (--no-explain)"
+        issues = _label_issues(r, label_issues, data if images.reuses_split else None, prepared, predictor, out, sections)
 
-    from .model_card import write_model_card
-    from .report import write_report
+        from .model_card import write_model_card
+        from .report import write_report
 
-    context = {
-        "run": r, "meta": read_meta(r.model_dir),  # as stored now: with the new temperature
-        "config": r.read_config(), "metrics": metrics, "calibration": calibration, "selective": selective,
-        "top_losses": top, "robustness": robust, "label_issues": issues, "sections": sections,
-    }  # fmt: skip
-    report = write_report(out / "report.html", context)
-    card = write_model_card(r.root / "model_card.md", context)
-    return EvalResult(out, split, metrics, str(spec), report=report, model_card=card, robustness=robust, label_issues=issues,
-                      sections=sections)  # fmt: skip
+        context = {
+            "run": r, "meta": read_meta(r.model_dir),  # as stored now: with the new temperature
+            "config": r.read_config(), "metrics": metrics, "calibration": calibration, "selective": selective,
+            "top_losses": top, "robustness": robust, "label_issues": issues, "sections": sections,
+        }  # fmt: skip
+        report = write_report(out / "report.html", context)
+        card = write_model_card(r.root / "model_card.md", context)
+        return EvalResult(out, split, metrics, str(spec), report=report, model_card=card, robustness=robust, label_issues=issues,
+                          sections=sections)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------- phases

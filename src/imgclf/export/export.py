@@ -27,7 +27,7 @@ from ..inference.export_record import PARITY_FILE, check_record
 from ..inference.forward import backend_logits
 from ..inference.names import EXPORT_FORMATS
 from ..inference.onnx_backend import OnnxBackend
-from ..runs import open_run, write_json
+from ..runs import open_run, run_lock, write_json
 from .metadata import export_properties
 from .parity import MIN_FP32_AGREEMENT, accuracy, compare_logits
 
@@ -82,72 +82,73 @@ def export(
     if split not in CHECK_SPLITS:
         raise UserError(f"--split {split!r}: the export is checked on val or test images")
     r = open_run(run)
-    model, meta = load_bundle(r.model_dir)
-    model.float().eval()
-    out = r.export_dir
-    out.mkdir(parents=True, exist_ok=True)
-    info = {
-        "weights_sha256": weights_digest(r.model_dir),
-        "imgclf_version": __version__,
-        "torch_version": torch.__version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "quantized": False,
-    }
-    images = RunImages(r, meta.preprocess, meta.classes, data, new_data_allowed=False)
-    parity: dict = {"run": str(r.root), "architecture": meta.architecture, "format": format}
-    result = ExportResult(out, {}, parity)
-    checks = _earlier_checks(out, written=[FILES[format], *([FILES["int8"]] if int8 else [])])
+    with run_lock(r.root):  # one writer per run: a training or another export of it is refused, naming its process
+        model, meta = load_bundle(r.model_dir)
+        model.float().eval()
+        out = r.export_dir
+        out.mkdir(parents=True, exist_ok=True)
+        info = {
+            "weights_sha256": weights_digest(r.model_dir),
+            "imgclf_version": __version__,
+            "torch_version": torch.__version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "quantized": False,
+        }
+        images = RunImages(r, meta.preprocess, meta.classes, data, new_data_allowed=False)
+        parity: dict = {"run": str(r.root), "architecture": meta.architecture, "format": format}
+        result = ExportResult(out, {}, parity)
+        checks = _earlier_checks(out, written=[FILES[format], *([FILES["int8"]] if int8 else [])])
 
-    path = out / FILES[format]
-    if format == "onnx":
-        from .onnx_export import export_onnx
+        path = out / FILES[format]
+        if format == "onnx":
+            from .onnx_export import export_onnx
 
-        info = export_onnx(model, meta, path, opset=opset, export_info=info)
-        exported = OnnxBackend(path)
-    else:
-        from .torchscript import export_torchscript, load_torchscript
+            info = export_onnx(model, meta, path, opset=opset, export_info=info)
+            exported = OnnxBackend(path)
+        else:
+            from .torchscript import export_torchscript, load_torchscript
 
-        info = export_torchscript(model, meta, path, export_info=info)
-        module, _ = load_torchscript(path)
+            info = export_torchscript(model, meta, path, export_info=info)
+            module, _ = load_torchscript(path)
 
-        def exported(x: torch.Tensor) -> np.ndarray:
-            with torch.no_grad():
-                return module(x).float().numpy()
+            def exported(x: torch.Tensor) -> np.ndarray:
+                with torch.no_grad():
+                    return module(x).float().numpy()
 
-    result.files[format] = path
-    parity["export"] = info
+        result.files[format] = path
+        parity["export"] = info
 
-    # fp32 check: the exported graph against PyTorch fp32 on the same uint8 pixels, no TTA on
-    # either side (TTA is applied outside the graph, identically for every backend).
-    reference = TorchBackend(model, meta.preprocess.mean, meta.preprocess.std, device="cpu", precision="fp32")
-    check_split = images.first_split(*CHECK_SPLITS[split])
-    part = images.split(check_split, limit=limit)
-    ref_logits = backend_logits(reference, images.batches(part))
-    exp_logits = backend_logits(exported, images.batches(part))
-    fp32 = {"split": check_split, **compare_logits(ref_logits, exp_logits, meta.temperature)}
-    fp32["passed"] = fp32["top1_agreement"] >= MIN_FP32_AGREEMENT
-    parity["fp32"] = fp32
-    checks[path.name] = {"check": "fp32", "passed": fp32["passed"], **check_record(path, info["weights_sha256"])}
-    if not fp32["passed"]:
-        result.failures.append(
-            f"the {format} export agrees with PyTorch on only {fp32['top1_agreement']:.2%} of {fp32['images']} "
-            f"{check_split} images (at least {MIN_FP32_AGREEMENT:.1%} needed)"
-        )
+        # fp32 check: the exported graph against PyTorch fp32 on the same uint8 pixels, no TTA on
+        # either side (TTA is applied outside the graph, identically for every backend).
+        reference = TorchBackend(model, meta.preprocess.mean, meta.preprocess.std, device="cpu", precision="fp32")
+        check_split = images.first_split(*CHECK_SPLITS[split])
+        part = images.split(check_split, limit=limit)
+        ref_logits = backend_logits(reference, images.batches(part))
+        exp_logits = backend_logits(exported, images.batches(part))
+        fp32 = {"split": check_split, **compare_logits(ref_logits, exp_logits, meta.temperature)}
+        fp32["passed"] = fp32["top1_agreement"] >= MIN_FP32_AGREEMENT
+        parity["fp32"] = fp32
+        checks[path.name] = {"check": "fp32", "passed": fp32["passed"], **check_record(path, info["weights_sha256"])}
+        if not fp32["passed"]:
+            result.failures.append(
+                f"the {format} export agrees with PyTorch on only {fp32['top1_agreement']:.2%} of {fp32['images']} "
+                f"{check_split} images (at least {MIN_FP32_AGREEMENT:.1%} needed)"
+            )
 
-    if int8 and not result.failures:
-        _int8(result, meta, info, exported, images, allow_drop, calibration_images, limit)
-        q = result.parity["int8"]
-        checks[FILES["int8"]] = {"check": "int8", "passed": q["passed"], **check_record(result.files["int8"], info["weights_sha256"])}
+        if int8 and not result.failures:
+            _int8(result, meta, info, exported, images, allow_drop, calibration_images, limit)
+            q = result.parity["int8"]
+            checks[FILES["int8"]] = {"check": "int8", "passed": q["passed"], **check_record(result.files["int8"], info["weights_sha256"])}
 
-    # Written last: predict uses an export only when this records a passed check of that very file.
-    parity["checks"] = checks
-    write_json(out / PARITY_FILE, parity)
-    if result.failures:
-        raise ExportCheckFailed(
-            "; ".join(result.failures) + f". Do not deploy it; the files are kept in {out} for inspection (parity.json)",
-            result,
-        )
-    return result
+        # Written last: predict uses an export only when this records a passed check of that very file.
+        parity["checks"] = checks
+        write_json(out / PARITY_FILE, parity)
+        if result.failures:
+            raise ExportCheckFailed(
+                "; ".join(result.failures) + f". Do not deploy it; the files are kept in {out} for inspection (parity.json)",
+                result,
+            )
+        return result
 
 
 def _earlier_checks(out: Path, written: list[str]) -> dict:
