@@ -92,7 +92,7 @@ def probe_speedup(zip_path: Path, workdir: Path, epochs: int = 3) -> dict:
     cache = workdir / "cache-speedup"
     out = {}
     for name, extra in (("cached", []), ("not cached", ["--no-cache-features"])):
-        r = run(zip_path, f"probe {name}", ["--freeze", "head-only", "--epochs", str(epochs), "--feature-views", "1"], 0, workdir, cache)
+        r = run(zip_path, f"probe {name}", ["--freeze", "head-only", "--epochs", str(epochs), "--feature-views", "1", *extra], 0, workdir, cache)
         out[name] = {"train_seconds": r["train_seconds"], "epoch_seconds": r["epoch_seconds"], "test_accuracy": r["test_accuracy"]}
     cached, plain = out["cached"]["epoch_seconds"], out["not cached"]["epoch_seconds"]
     # The cached run's first epoch computes the features (one forward pass per image); after
