@@ -7,13 +7,11 @@ is drawn, after the command has run.
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import click
 
-MAX_ROWS = 20  # rows per listing in the data-check report; --json has them all
 
 
 def _table(*columns: str, right: tuple[str, ...] = ()):
@@ -29,10 +27,6 @@ def _print_table(table, width: int = 100) -> None:
     from rich.console import Console
 
     Console(width=max(width, Console().width)).print(table)
-
-
-def _plural(n: int, word: str, many: str | None = None) -> str:
-    return f"{n} {word if n == 1 else many or word + 's'}"
 
 
 # ------------------------------------------------------------------------------- train, lr-find
@@ -171,88 +165,11 @@ def problem_count(report: dict) -> None:
 
 
 def check_report(report: dict) -> str:
-    """The `imgclf data check` report as plain-text tables (no colour codes)."""
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
+    """The `imgclf data check` report as plain-text tables: the data layer's own text
+    (:func:`imgclf.data.audit.format_check`, also part of the Python API), so there is one."""
+    from ..data.audit_text import format_check
 
-    out = io.StringIO()
-    # markup/emoji off: file names like "cat[1].jpg" or ":x:.png" must print as they are.
-    console = Console(file=out, width=100, color_system=None, force_terminal=False, highlight=False, markup=False, emoji=False)
-
-    def line(text: str = "") -> None:
-        console.print(text, soft_wrap=True)
-
-    def table(*columns: str) -> Table:
-        t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-        for c in columns:
-            numeric = c in ("images", "share", "train", "val", "test", "min", "median", "max")
-            t.add_column(c, justify="right" if numeric else "left", overflow="fold")
-        return t
-
-    def section(title: str, t: Table, rows: list) -> None:
-        line(title)
-        console.print(t)
-        if len(rows) > MAX_ROWS:
-            line(f"  ... and {len(rows) - MAX_ROWS} more (all of them with --json)")
-        line()
-
-    splits = tuple(report["split_sizes"])
-    src = report["source"]
-    line(f"Data check: {src.get('uri')} ({src.get('kind')})")
-    line(f"  {_plural(report['images_found'], 'image')} found, {report['images_readable']} readable, "
-         f"{len(report['unreadable'])} unreadable; {_plural(len(report['files_ignored']), 'other file')} ignored")  # fmt: skip
-    line(f"  splits: {report['split_source']}")
-    line()
-    t = table("class", "images", "share", *splits)
-    total = max(1, report["images_readable"])
-    for c, n in report["class_counts"].items():
-        t.add_row(c, str(n), f"{n / total:.1%}", *(str(report["split_class_counts"][sp].get(c, 0)) for sp in splits))
-    t.add_row("total", str(report["images_readable"]), "", *(str(report["split_sizes"][sp]) for sp in splits))
-    section(f"Classes ({len(report['class_counts'])}, readable images per split)", t, [])
-    ratio = report["imbalance_ratio"]
-    line("Imbalance ratio (largest/smallest class): "
-         + (f"{ratio:g}" if ratio is not None else "undefined (a class has no readable image)"))  # fmt: skip
-    line()
-    if report["unreadable"]:
-        t = table("path", "label", "reason")
-        for u in report["unreadable"][:MAX_ROWS]:
-            t.add_row(u["path"], u.get("label", ""), u["reason"])
-        section(f"Unreadable images ({len(report['unreadable'])})", t, report["unreadable"])
-    if report["duplicates"]:
-        t = table("kind", "path", "label", "split")
-        for g in report["duplicates"][:MAX_ROWS]:
-            last = len(g["paths"]) - 1
-            for j, (p, lab, sp) in enumerate(zip(g["paths"], g["labels"], g["splits"])):
-                t.add_row(", ".join(g.get("kinds") or [g["kind"]]) if j == 0 else "", p, lab, sp or "?", end_section=j == last)
-        section(f"Identical files ({_plural(len(report['duplicates']), 'group')})", t, report["duplicates"])
-    if report["files_ignored"]:
-        t = table("path", "reason")
-        for x in report["files_ignored"][:MAX_ROWS]:
-            t.add_row(x["path"], x["reason"])
-        section(f"Files ignored ({len(report['files_ignored'])})", t, report["files_ignored"])
-    sizes = report["sizes"]
-    if sizes["width"]:
-        t = table("", "min", "median", "max")
-        for dim in ("width", "height"):
-            t.add_row(dim, *(str(sizes[dim][k]) for k in ("min", "median", "max")))
-        section("Image sizes (readable images, as displayed)", t, [])
-        common = ", ".join(f"{m['width']}x{m['height']} ({m['count']})" for m in sizes["most_common"])
-        line(f"Most common sizes: {common}; {_plural(sizes['distinct'], 'distinct size')}")
-    line("Colour modes: " + (", ".join(f"{k} {v}" for k, v in report["modes"].items()) or "none"))
-    line("Formats: " + (", ".join(f"{k} {v}" for k, v in report["formats"].items()) or "none"))
-    line()
-    problems = report["problems"]
-    n_err = sum(p["severity"] == "error" for p in problems)
-    if problems:
-        t = table("severity", "message")
-        for p in problems:
-            t.add_row(p["severity"].upper(), p["message"])
-        section("Problems", t, [])
-        line(f"Result: {_plural(n_err, 'error')}, {_plural(len(problems) - n_err, 'warning')}")
-    else:
-        line("Result: no problems found")
-    return "\n".join(row.rstrip() for row in out.getvalue().splitlines())
+    return format_check(report)
 
 
 def label_issues(rows: list[dict], run: str, show: int) -> None:
