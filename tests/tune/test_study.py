@@ -79,7 +79,7 @@ def test_failed_trials_are_marked_and_the_study_goes_on(shapes, tmp_path):
     result = imgclf.tune(shapes, trials=2, space=space_file(tmp_path, "model: [lenet5, simple_cnn]\nepochs: 1\n"), out=out,
                          img_size=8)  # fmt: skip
     failed, complete = result.trials
-    assert failed.state == "fail" and "lenet5 does not run on 8px images" in failed.error
+    assert failed.state == "fail" and "lenet5 cannot take 8 px images" in failed.error
     assert complete.state == "complete" and result.best.number == 1 and result.best_config.is_file()
 
 
