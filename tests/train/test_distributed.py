@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from checkpoint_wait import wait_for_checkpoint
 from safetensors.numpy import load_file
 
 import imgclf
@@ -117,15 +118,7 @@ def test_a_run_killed_with_sigkill_resumes_where_it_stopped(runs, env, tmp_path)
     key, value = marker.split("=")
     proc = subprocess.Popen(torchrun_cmd("train", "builtin:digits", "--out", victim, *OPTIONS), env={**env, key: value},
                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    index, state, deadline = victim / "checkpoints" / "last.json", {}, time.monotonic() + 600
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            state = json.loads(index.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            state = {}
-        if state.get("step", 0) >= 10 and state.get("batch_in_epoch", 0) > 0:
-            break
-        time.sleep(0.01)
+    wait_for_checkpoint(proc, victim, lambda st: st.get("step", 0) >= 10 and st.get("batch_in_epoch", 0) > 0, timeout=600)
     assert proc.poll() is None, "training finished before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)  # the launcher's process group; its workers have sessions of their own
     proc.wait()
@@ -133,7 +126,7 @@ def test_a_run_killed_with_sigkill_resumes_where_it_stopped(runs, env, tmp_path)
     while _marked(marker) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _marked(marker), "workers outlived their killed launcher"
-    killed_at = json.loads(index.read_text())
+    killed_at = json.loads((victim / "checkpoints" / "last.json").read_text())
     assert killed_at["batch_in_epoch"] > 0 and killed_at["world_size"] == 2
 
     out = subprocess.run(imgclf_cmd("train", "--resume", victim), env=env, capture_output=True, text=True)  # 2 processes again

@@ -9,12 +9,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from checkpoint_wait import wait_for_checkpoint
 from safetensors.numpy import load_file
 from synth import make_folder
 
@@ -50,21 +50,11 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(data, tmp
     victim = tmp_path / "killed"
     quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proc = subprocess.Popen(imgclf_cmd("train", data, "--out", victim, *OPTIONS), env=env, **quiet)
-    index = victim / "checkpoints" / "last.json"
-    deadline = time.monotonic() + 120
-    state = {}
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            state = json.loads(index.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            state = {}
-        if state.get("epoch", 0) >= 2 and state.get("batch_in_epoch", 0) > 0:
-            break
-        time.sleep(0.005)
+    wait_for_checkpoint(proc, victim, lambda st: st.get("epoch", 0) >= 2 and st.get("batch_in_epoch", 0) > 0, timeout=120, poll=0.005)
     assert proc.poll() is None, "training finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed_at = json.loads(index.read_text())
+    killed_at = json.loads((victim / "checkpoints" / "last.json").read_text())
     assert killed_at["batch_in_epoch"] > 0  # the checkpoint it resumes from is mid-epoch
 
     out = subprocess.run(imgclf_cmd("train", "--resume", victim), check=True, env=env, capture_output=True, text=True)

@@ -31,16 +31,12 @@ def problems(r: dict, split_error: str | None) -> list[dict]:
             f"{n} unreadable image{'s' * (n != 1)} (training skips them): "
             + _examples([f"{u['path']} ({u['reason']})" for u in r["unreadable"]])
         )
-    by_kind: dict[str, list[dict]] = defaultdict(list)
-    for g in r["duplicates"]:
-        for k in g["kinds"]:
-            by_kind[k].append(g)
+    by_kind = _by_kind(r["duplicates"])
     if by_kind[LEAKAGE]:
         n = len(by_kind[LEAKAGE])
         errors.append(
             f"{n} group{'s' * (n != 1)} of identical images in more than one split (leakage: "
-            "evaluation scores will be too optimistic): "
-            + _examples([" = ".join(f"{p} [{s}]" for p, s in zip(g["paths"], g["splits"])) for g in by_kind[LEAKAGE]])
+            "evaluation scores will be too optimistic): " + _split_examples(by_kind[LEAKAGE])
         )
     if by_kind[CONFLICTING_LABELS]:
         n = len(by_kind[CONFLICTING_LABELS])
@@ -48,16 +44,12 @@ def problems(r: dict, split_error: str | None) -> list[dict]:
             f"{n} group{'s' * (n != 1)} of identical images with conflicting labels: "
             + _examples([" = ".join(f"{p} [{lab}]" for p, lab in zip(g["paths"], g["labels"])) for g in by_kind[CONFLICTING_LABELS]])
         )
-    near_kind: dict[str, list[dict]] = defaultdict(list)
-    for g in r.get("near_duplicates", []):
-        for k in g["kinds"]:
-            near_kind[k].append(g)
+    near_kind = _by_kind(r.get("near_duplicates", []))
     if near_kind[LEAKAGE]:
         n = len(near_kind[LEAKAGE])
         errors.append(
             f"{n} group{'s' * (n != 1)} of near-identical images in more than one split (leakage: `imgclf train` refuses "
-            "such a split, --group-duplicates keeps each group in one split): "
-            + _examples([" = ".join(f"{p} [{s}]" for p, s in zip(g["paths"], g["splits"])) for g in near_kind[LEAKAGE]])
+            "such a split, --group-duplicates keeps each group in one split): " + _split_examples(near_kind[LEAKAGE])
         )
     if split_error:
         errors.append(split_error)
@@ -110,3 +102,17 @@ def problems(r: dict, split_error: str | None) -> list[dict]:
     return [{"severity": "error", "message": m} for m in errors] + [
         {"severity": "warning", "message": m} for m in warnings
     ]
+
+
+def _by_kind(groups: list[dict]) -> dict[str, list[dict]]:
+    """Duplicate groups listed under each of their kinds (a group can be several)."""
+    by_kind: dict[str, list[dict]] = defaultdict(list)
+    for g in groups:
+        for k in g["kinds"]:
+            by_kind[k].append(g)
+    return by_kind
+
+
+def _split_examples(groups: list[dict]) -> str:
+    """A few groups as `path [split] = path [split]`."""
+    return _examples([" = ".join(f"{p} [{s}]" for p, s in zip(g["paths"], g["splits"])) for g in groups])
