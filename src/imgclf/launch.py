@@ -100,7 +100,8 @@ def launch(nproc: int, command: list[str]) -> dict:
 def worker_reports() -> Iterator[None]:
     """Around a command in a worker of :func:`launch`: a UserError is written for the launcher,
     which raises it once, and the worker exits with status 2 without printing it (N workers would
-    print the same sentence N times). Outside :func:`launch`, the error propagates as usual."""
+    print the same sentence N times). Outside :func:`launch`, the error propagates as usual. On
+    success, the worker leaves its process group cleanly (:func:`leave_process_group`)."""
     try:
         yield
     except UserError as exc:
@@ -109,6 +110,23 @@ def worker_reports() -> Iterator[None]:
             raise
         _write(Path(folder) / f"error-{launch_env().rank:05d}.txt", str(exc))
         raise SystemExit(2) from None
+    leave_process_group()
+
+
+def leave_process_group() -> None:
+    """After a worker's command succeeded: wait for every rank, then close the process group, as
+    PyTorch asks of every program before it exits (torch.distributed warns otherwise), so that
+    no rank's exit tears down connections that a rank still writing its results uses. Only on
+    success: after an error the other ranks may never reach the barrier. (The SIGABRT that a
+    finished rank sometimes died of at exit had another cause: see
+    imgclf.train.sync_batchnorm._without_backward_context.)"""
+    if "torch" not in sys.modules:  # no process group without torch; keep the CLI's start light
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def report(result: dict) -> None:

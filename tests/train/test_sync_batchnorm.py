@@ -53,11 +53,28 @@ def test_a_norm_with_its_own_forward_is_left_alone():
     assert type(model[1]) is BatchNormAct2d  # converting it would drop its activation
 
 
+def test_the_backward_all_reduce_carries_no_python_object_to_gloo(monkeypatch):
+    """torch's backward keeps a Python object in thread-local state, which gloo copies into each
+    collective's work; freed on a gloo thread at exit it killed a finished rank with SIGABRT."""
+    import torch.distributed as dist
+
+    from imgclf.train.sync_batchnorm import _SumOverRanks
+
+    seen, after = [], []
+    monkeypatch.setattr(dist, "all_reduce", lambda t, group=None: seen.append(torch._C._is_key_in_tls("context")))
+    x = torch.ones(3, requires_grad=True)
+    x.register_hook(lambda g: after.append(torch._C._is_key_in_tls("context")))
+    _SumOverRanks.apply(x, None).sum().backward()
+    assert seen == [False, False]  # forward, then backward: no Python context in either
+    assert after == [True]  # and the backward's own context is back for the rest of the pass
+
+
 SCRIPT = textwrap.dedent('''
     import sys, torch, torch.distributed as dist
     from torch import nn
     from torch.nn.parallel import DistributedDataParallel
     from safetensors.torch import load_file, save_file
+    from imgclf.launch import leave_process_group
     from imgclf.train.sync_batchnorm import convert_global_batchnorm
 
     dist.init_process_group("gloo")
@@ -74,7 +91,7 @@ SCRIPT = textwrap.dedent('''
         out = {"grad." + n: p.grad for n, p in model.named_parameters()}
         out.update({"buffer." + n: b.float() for n, b in model.named_buffers()})
         save_file(out, sys.argv[2])
-    dist.destroy_process_group()
+    leave_process_group()  # as every imgclf worker does
 ''')
 
 
@@ -90,7 +107,8 @@ def test_two_processes_match_one_process_with_the_whole_batch(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            str(tmp_path / "ddp.py"), str(tmp_path / "batch.safetensors"), str(tmp_path / "out.safetensors")]  # fmt: skip
-    subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=300)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
     got = load_file(tmp_path / "out.safetensors")
     for name, p in model.named_parameters():
         np.testing.assert_allclose(got["grad." + name], p.grad.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)

@@ -11,6 +11,9 @@ checks that 2 processes then train like one process with the same global batch.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -32,8 +35,35 @@ class _SumOverRanks(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         grad = grad.clone()
-        dist.all_reduce(grad, group=ctx.group)
+        with _without_backward_context():
+            dist.all_reduce(grad, group=ctx.group)
         return grad, None
+
+
+@contextmanager
+def _without_backward_context() -> Iterator[None]:
+    """Hide the Python object that torch's backward keeps in thread-local state while a collective
+    is issued from a backward pass.
+
+    torch.autograd stashes a ``contextvars`` context in C++ thread-local state for the whole
+    backward (autograd/graph.py, ``_stash_obj_in_tls("context", ...)``), and gloo copies that state
+    into every collective's work object. The work is freed by whichever thread lets go last; when
+    that is a gloo thread while the interpreter is finishing, dropping the Python reference kills
+    the process with SIGABRT ("terminate called without an active exception"; gdb on the core
+    shows ~ThreadLocalState -> SafePyObject decref -> take_gil -> pthread_exit). That happened in
+    about 1 of 25 two-process runs here, after all the work was done. A CPU all-reduce needs no
+    Python context, so it is issued without one. (DDP's own all-reduces are kept alive by its
+    reducer and freed on the main thread.)"""
+    c = torch._C
+    if not (hasattr(c, "_is_key_in_tls") and c._is_key_in_tls("context")):
+        yield
+        return
+    saved = c._get_obj_in_tls("context")
+    c._remove_obj_from_tls("context")
+    try:
+        yield
+    finally:
+        c._stash_obj_in_tls("context", saved)
 
 
 class GlobalBatchNorm(_BatchNorm):
