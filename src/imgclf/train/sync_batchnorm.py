@@ -29,7 +29,8 @@ class _SumOverRanks(torch.autograd.Function):
     def forward(ctx, tensor: torch.Tensor, group) -> torch.Tensor:
         ctx.group = group
         out = tensor.clone()
-        dist.all_reduce(out, group=group)
+        with _without_backward_context():  # a recomputed forward (activation checkpointing) runs inside a backward
+            dist.all_reduce(out, group=group)
         return out
 
     @staticmethod
@@ -51,7 +52,7 @@ def _without_backward_context() -> Iterator[None]:
     that is a gloo thread while the interpreter is finishing, dropping the Python reference kills
     the process with SIGABRT ("terminate called without an active exception"; gdb on the core
     shows ~ThreadLocalState -> SafePyObject decref -> take_gil -> pthread_exit). That happened in
-    about 1 of 25 two-process runs here, after all the work was done. A CPU all-reduce needs no
+    about 1 of 25 two-process runs here, after all the work was done. An all-reduce needs no
     Python context, so it is issued without one. (DDP's own all-reduces are kept alive by its
     reducer and freed on the main thread.)"""
     c = torch._C
