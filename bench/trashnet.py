@@ -14,7 +14,7 @@ For each seed, in a fresh process with an empty decoded-image cache (decoding is
 
 Then, once: the probe's speed-up from cached features (``--freeze head-only`` with and without
 ``--no-cache-features``, same epochs, warm cache), and the recipe ``auto`` picks for the CIFAR-10
-PNGs. ``--ablations`` adds one run per transfer-preset choice switched off (seed 0).
+PNGs. ``--ablations`` adds one run per transfer-preset choice switched off (``--ablate``), per seed.
 
     python bench/trashnet.py                    # 3 seeds x 3 configurations + speed-up (about 40 min on 2 quiet cores)
     python bench/trashnet.py --seeds 0 --only defaults
@@ -124,7 +124,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     ap.add_argument("--only", nargs="*", choices=list(CONFIGS), default=list(CONFIGS))
     ap.add_argument("--no-speedup", action="store_true")
-    ap.add_argument("--ablations", action="store_true", help="one run per transfer-preset choice switched off (seed 0)")
+    ap.add_argument("--ablations", action="store_true", help="one run per transfer-preset choice switched off, per seed in --seeds")
+    ap.add_argument("--ablate", nargs="*", choices=list(ABLATIONS), default=list(ABLATIONS), help="which choices --ablations switches off")
     ap.add_argument("--json", type=Path, help="also write every result here")
     args = ap.parse_args()
     results: dict = {"machine": machine(), "runs": []}
@@ -146,10 +147,11 @@ def main() -> None:
             if name == "defaults":
                 budget = statistics.mean(r["train_seconds"] for r in results["runs"] if r["config"] == "defaults")
         if args.ablations:
-            for name, options in ABLATIONS.items():
-                r = run(args.zip, name, options, 0, work)
-                results["runs"].append(r)
-                print(json.dumps(r), flush=True)
+            for name in args.ablate:
+                for seed in args.seeds:
+                    r = run(args.zip, name, ABLATIONS[name], seed, work)
+                    results["runs"].append(r)
+                    print(json.dumps(r), flush=True)
         if not args.no_speedup:
             results["probe_speedup"] = probe_speedup(args.zip, work)
             print("probe speed-up:", json.dumps(results["probe_speedup"]), flush=True)
