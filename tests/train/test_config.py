@@ -4,7 +4,6 @@ a wrong value is a UserError naming the key, never a silent coercion or a crash 
 from __future__ import annotations
 
 import random
-
 from dataclasses import fields
 from pathlib import Path
 
